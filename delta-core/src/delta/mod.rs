@@ -1,0 +1,1 @@
+//! Delta search, encoding and patching (in progress).

@@ -1,0 +1,1 @@
+//! Filters: rule model and the rclone, rsync and robocopy spellings (in progress).

@@ -1,0 +1,1 @@
+//! Scanning trees (in progress).
