@@ -10,4 +10,6 @@ pub mod simd;
 pub mod strong;
 
 pub use rolling::{RabinKarp, RollingHash, Rollsum, WeakKind};
-pub use strong::{FileHasher, StrongKind, FILE_HASH_LEN, FILE_HASH_SEGMENT};
+pub use strong::{
+    FileHasher, StrongKind, FILE_HASH_LEN, FILE_HASH_SEGMENT, MAX_STRONG_LEN, MAX_STRONG_LEN_USIZE,
+};

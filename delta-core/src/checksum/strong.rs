@@ -7,6 +7,8 @@ use super::md4::md4;
 
 /// Longest strong block hash any format stores (BLAKE2b-256).
 pub const MAX_STRONG_LEN: usize = 32;
+/// Same as [`MAX_STRONG_LEN`], for array lengths.
+pub const MAX_STRONG_LEN_USIZE: usize = MAX_STRONG_LEN;
 
 /// Which strong block hash a signature uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
