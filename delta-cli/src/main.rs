@@ -1,1 +1,10 @@
-fn main() {}
+//! `deltasync`: maps command lines onto delta-core and results onto exit codes.
+
+mod args;
+mod rdiff;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    args::run(std::env::args_os())
+}

@@ -8,6 +8,7 @@ pub mod error;
 pub mod exec;
 pub mod filter;
 pub mod input;
+pub mod replace;
 pub mod scan;
 pub mod signature;
 

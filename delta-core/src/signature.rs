@@ -153,6 +153,16 @@ impl SignatureFormat {
     }
 }
 
+/// rdiff's `-S -1`: the fewest strong-hash bytes that keep collisions unlikely for a basis of
+/// `len` bytes (librsync's rule: 2 bytes of margin over log2 of the comparisons expected).
+pub fn min_strong_len(format: SignatureFormat, len: Option<u64>, block_len: u32) -> u32 {
+    let max = format.strong().max_len() as u32;
+    let Some(len) = len else { return max };
+    let ln2 = |x: u64| 63 - x.max(1).leading_zeros() as u64;
+    let bits = ln2(len + (1 << 24)) + ln2(len / u64::from(block_len) + 1);
+    (2 + (bits + 7) / 8).min(u64::from(max)) as u32
+}
+
 fn isqrt(n: u64) -> u64 {
     let mut r = (n as f64).sqrt() as u64;
     while r * r > n {

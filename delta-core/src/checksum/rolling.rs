@@ -32,6 +32,9 @@ pub trait RollingHash: Copy + Send + Sync {
     fn of_block(&self, block: &[u8]) -> u32;
     /// Slides the window one byte: `out` leaves at the front, `inn` enters at the back.
     fn rotate(&self, sum: u32, out: u8, inn: u8) -> u32;
+    /// Shrinks a window of `len` bytes by dropping its first byte `out` (used at end of file,
+    /// where librsync matches a short last block).
+    fn rollout(sum: u32, out: u8, len: usize) -> u32;
 }
 
 /// RabinKarp over a window: `hash = MULT^n + Σ b[i]·MULT^(n-1-i)` (mod 2^32).
@@ -61,6 +64,11 @@ impl RollingHash for RabinKarp {
                 self.mult_n
                     .wrapping_mul(u32::from(out).wrapping_add(RABINKARP_ADJ)),
             )
+    }
+
+    fn rollout(sum: u32, out: u8, len: usize) -> u32 {
+        let m = pow32(RABINKARP_MULT, len as u64 - 1);
+        sum.wrapping_sub(m.wrapping_mul(u32::from(out).wrapping_add(RABINKARP_ADJ)))
     }
 }
 
@@ -100,6 +108,13 @@ impl RollingHash for Rollsum {
             self.count
                 .wrapping_mul(out.wrapping_add(ROLLSUM_CHAR_OFFSET)),
         );
+        (s2 << 16) | (s1 & 0xffff)
+    }
+
+    fn rollout(sum: u32, out: u8, len: usize) -> u32 {
+        let o = u32::from(out) + ROLLSUM_CHAR_OFFSET;
+        let s1 = (sum & 0xffff).wrapping_sub(o);
+        let s2 = (sum >> 16).wrapping_sub((len as u32).wrapping_mul(o));
         (s2 << 16) | (s1 & 0xffff)
     }
 }
@@ -149,6 +164,28 @@ mod tests {
             check_rolls::<RabinKarp>(&data, n);
             check_rolls::<Rollsum>(&data, n);
         }
+    }
+
+    fn check_rollout<H: RollingHash>(data: &[u8]) {
+        let mut sum = H::new(data.len()).of_block(data);
+        for i in 0..data.len() {
+            sum = H::rollout(sum, data[i], data.len() - i);
+            assert_eq!(
+                sum,
+                H::new(1).of_block(&data[i + 1..]),
+                "after dropping {} bytes",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn rollout_equals_recompute() {
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        check_rollout::<RabinKarp>(&data);
+        check_rollout::<Rollsum>(&data);
     }
 
     #[test]

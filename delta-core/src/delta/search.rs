@@ -182,27 +182,42 @@ pub(crate) fn search_range<H: RollingHash>(
             pos += 1;
         }
     }
-    // Fewer than `block_len` bytes remain before the end of the file: they can still equal a
-    // short last block, when the signature says how long it is.
-    if at_eof && pos < end {
-        if let Some((last, last_len)) = p.last_block {
-            // The only window that can be the short last block ends exactly at end of file.
-            if last_len > 0
-                && buf.len() >= last_len
-                && buf.len() - last_len >= pos
-                && buf.len() == end
-            {
-                let at = buf.len() - last_len;
-                let window = &buf[at..];
-                if h.of_block(window) == p.sig.weak_sums()[last] {
-                    p.strong_of(window, &mut strong);
-                    if strong[..p.strong_len] == *p.sig.strong_sum(last) {
-                        push_literal(&mut ops, base + lit as u64, base + at as u64);
-                        p.push_copy(&mut ops, base + at as u64, last, last_len);
-                        lit = end;
+    // Fewer than `block_len` bytes remain before the end of the file: they can still equal the
+    // basis's short last block.
+    if at_eof && pos < end && buf.len() == end && p.sig.block_count() > 0 {
+        let last = p.sig.block_count() - 1;
+        let hit = |at: usize, strong: &mut [u8; MAX_STRONG_LEN_USIZE]| {
+            p.strong_of(&buf[at..], strong);
+            strong[..p.strong_len] == *p.sig.strong_sum(last)
+        };
+        let found = match p.last_block {
+            // Native signatures record the basis length: one window to try.
+            Some((_, last_len)) => {
+                let at = end.checked_sub(last_len).filter(|&at| at >= pos);
+                at.filter(|&at| {
+                    h.of_block(&buf[at..]) == p.sig.weak_sums()[last] && hit(at, &mut strong)
+                })
+            }
+            // librsync signatures don't: shrink the window to the end, as librsync does.
+            None => {
+                let mut at = pos;
+                let mut weak = h.of_block(&buf[at..]);
+                loop {
+                    if at == end {
+                        break None;
                     }
+                    if weak == p.sig.weak_sums()[last] && hit(at, &mut strong) {
+                        break Some(at);
+                    }
+                    weak = H::rollout(weak, buf[at], end - at);
+                    at += 1;
                 }
             }
+        };
+        if let Some(at) = found {
+            push_literal(&mut ops, base + lit as u64, base + at as u64);
+            p.push_copy(&mut ops, base + at as u64, last, end - at);
+            lit = end;
         }
     }
     push_literal(&mut ops, base + lit as u64, base + end.max(lit) as u64);
