@@ -1,0 +1,5 @@
+//! Process-level tests of the `deltasync` binary (the one integration binary of delta-cli).
+
+mod util;
+
+mod rdiff_commands;
