@@ -25,12 +25,167 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Copy SRC's contents into DST; never delete (like rclone copy)
+    Copy(TreeArgs),
+    /// Make DST equal to SRC, deleting extraneous entries (like rclone sync, rsync -aH --delete)
+    Sync(TreeArgs),
+    /// Compare SRC and DST; exit 0 only when they match
+    Check(TreeArgs),
     /// Write the block signature of BASIS (rdiff-compatible)
     Signature(SignatureArgs),
     /// Write the delta that turns the signature's basis into NEWFILE (rdiff-compatible)
     Delta(DeltaArgs),
     /// Rebuild NEWFILE from BASIS and DELTA (rdiff-compatible)
     Patch(PatchArgs),
+}
+
+/// Options of `copy`, `sync` and `check` (rclone's spellings).
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// Source directory (its contents are copied)
+    pub src: PathBuf,
+    /// Destination directory (created if missing)
+    pub dst: PathBuf,
+
+    /// Show what would be done; change nothing
+    #[arg(short = 'n', long, help_heading = "Pass")]
+    pub dry_run: bool,
+    /// Compare whole-file hashes instead of size and modification time
+    #[arg(short = 'c', long, help_heading = "Pass")]
+    pub checksum: bool,
+    /// Compare sizes only
+    #[arg(long, help_heading = "Pass")]
+    pub size_only: bool,
+    /// Transfer every file, even if it looks unchanged
+    #[arg(short = 'I', long, help_heading = "Pass")]
+    pub ignore_times: bool,
+    /// Skip files that exist at the destination
+    #[arg(long, help_heading = "Pass")]
+    pub ignore_existing: bool,
+    /// Skip files that are newer at the destination
+    #[arg(short = 'u', long, help_heading = "Pass")]
+    pub update: bool,
+    /// Files transferred at once (default: twice the cores, 4 to 16)
+    #[arg(long, value_name = "N", help_heading = "Pass")]
+    pub transfers: Option<usize>,
+    /// Rewrite only the changed blocks of existing files, in place (see README: faster for huge
+    /// databases, but an interrupted pass leaves a mixed file)
+    #[arg(long, help_heading = "Pass")]
+    pub inplace: bool,
+    /// Always copy changed files whole, never by delta
+    #[arg(short = 'W', long, help_heading = "Pass")]
+    pub whole_file: bool,
+    /// Reads of a source file that keeps changing before it is reported
+    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Pass")]
+    pub retries: u32,
+    /// Wait between those reads (e.g. 2s, 500ms, 1m)
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_wait, help_heading = "Pass")]
+    pub retry_wait: std::time::Duration,
+    /// fsync every file before renaming it into place
+    #[arg(long, help_heading = "Pass")]
+    pub fsync: bool,
+    /// Don't cross file-system boundaries in the source
+    #[arg(short = 'x', long, help_heading = "Pass")]
+    pub one_file_system: bool,
+    /// Don't preserve hard links
+    #[arg(long, help_heading = "Metadata")]
+    pub no_hard_links: bool,
+    /// Don't preserve permission bits
+    #[arg(long, help_heading = "Metadata")]
+    pub no_perms: bool,
+    /// Don't preserve modification times
+    #[arg(long, help_heading = "Metadata")]
+    pub no_times: bool,
+    /// Don't preserve owners and groups (they are preserved only as root anyway)
+    #[arg(long, help_heading = "Metadata")]
+    pub no_owner: bool,
+
+    /// A filter rule: "+ PATTERN" includes, "- PATTERN" excludes, "!" clears
+    #[arg(
+        long = "filter",
+        short = 'f',
+        value_name = "RULE",
+        help_heading = "Filters"
+    )]
+    pub filter: Vec<String>,
+    /// Read filter rules from a file
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub filter_from: Vec<PathBuf>,
+    /// Include files matching the pattern (implies excluding everything else)
+    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    pub include: Vec<String>,
+    /// Read include patterns from a file
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub include_from: Vec<PathBuf>,
+    /// Exclude files matching the pattern
+    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from a file
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Match patterns case-insensitively
+    #[arg(long, help_heading = "Filters")]
+    pub ignore_case: bool,
+    /// Only files older than this (1d, 12h, 90m, 1w, seconds, or a date)
+    #[arg(long, value_name = "AGE", help_heading = "Filters")]
+    pub min_age: Option<String>,
+    /// Only files younger than this
+    #[arg(long, value_name = "AGE", help_heading = "Filters")]
+    pub max_age: Option<String>,
+    /// Only files at least this big (default unit KiB; B K M G T P)
+    #[arg(long, value_name = "SIZE", help_heading = "Filters")]
+    pub min_size: Option<String>,
+    /// Only files at most this big
+    #[arg(long, value_name = "SIZE", help_heading = "Filters")]
+    pub max_size: Option<String>,
+
+    /// Also delete destination entries that the filters exclude (sync)
+    #[arg(long, help_heading = "Deleting")]
+    pub delete_excluded: bool,
+    /// Delete at most N entries, then stop (exit 25)
+    #[arg(long, value_name = "N", help_heading = "Deleting")]
+    pub max_delete: Option<u64>,
+    /// Delete even if the source is empty or most of the destination would go
+    #[arg(long, help_heading = "Deleting")]
+    pub force_delete: bool,
+
+    /// A line per file changed (-vv: also unchanged files)
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+    /// Progress bars on a terminal
+    #[arg(short = 'P', long, help_heading = "Output")]
+    pub progress: bool,
+    /// A line per change in rsync's --itemize-changes format
+    #[arg(short = 'i', long, help_heading = "Output")]
+    pub itemize_changes: bool,
+    /// A summary at the end
+    #[arg(long, help_heading = "Output")]
+    pub stats: bool,
+    /// Write a JSON report to standard output at the end (and nothing else there)
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+}
+
+/// Parses a wait such as `2s`, `500ms`, `1m` or a plain number of seconds.
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Signature formats on the command line.
@@ -140,6 +295,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     match cli.command {
+        Command::Copy(a) => crate::native::run(delta_core::sync::Mode::Copy, a),
+        Command::Sync(a) => crate::native::run(delta_core::sync::Mode::Sync, a),
+        Command::Check(a) => crate::native::run(delta_core::sync::Mode::Check, a),
         Command::Signature(a) => crate::rdiff::signature(a),
         Command::Delta(a) => crate::rdiff::delta(a),
         Command::Patch(a) => crate::rdiff::patch(a),
@@ -190,5 +348,48 @@ mod tests {
                 .is_err()
         );
         assert!(Cli::try_parse_from(["deltasync", "signature", "--format", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn guide_lines_parse() {
+        // The MailStore guide's rclone passes, with deltasync in place of rclone.
+        let cli = Cli::try_parse_from([
+            "deltasync",
+            "copy",
+            "src",
+            "dst",
+            "--filter",
+            "- index*",
+            "--filter",
+            "+ *.dat",
+            "--filter",
+            "- **",
+            "--min-age",
+            "1d",
+        ])
+        .unwrap();
+        let Command::Copy(a) = cli.command else {
+            panic!("not copy")
+        };
+        assert_eq!(a.filter, ["- index*", "+ *.dat", "- **"]);
+        assert_eq!(a.min_age.as_deref(), Some("1d"));
+        assert!(Cli::try_parse_from(["deltasync", "sync", "src", "dst"]).is_ok());
+        assert!(Cli::try_parse_from(["deltasync", "copy", "src"]).is_err());
+    }
+
+    #[test]
+    fn waits() {
+        assert_eq!(parse_wait("2s").unwrap(), std::time::Duration::from_secs(2));
+        assert_eq!(
+            parse_wait("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(parse_wait("3").unwrap(), std::time::Duration::from_secs(3));
+        assert_eq!(
+            parse_wait("1m").unwrap(),
+            std::time::Duration::from_secs(60)
+        );
+        assert!(parse_wait("2x").is_err());
+        assert!(parse_wait("-1s").is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! `deltasync`: maps command lines onto delta-core and results onto exit codes.
 
 mod args;
+mod native;
+mod output;
 mod rdiff;
 
 use std::process::ExitCode;

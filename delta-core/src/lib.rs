@@ -54,9 +54,12 @@ pub mod error;
 pub mod exec;
 pub mod filter;
 pub mod input;
+pub mod plan;
 pub mod replace;
 pub mod scan;
 pub mod signature;
+pub mod sync;
+pub mod tree;
 
 pub use error::{ApplyError, DeltaError, SignatureError};
 pub use input::{Access, InputFile};

@@ -160,7 +160,7 @@ pub fn min_strong_len(format: SignatureFormat, len: Option<u64>, block_len: u32)
     let Some(len) = len else { return max };
     let ln2 = |x: u64| 63 - x.max(1).leading_zeros() as u64;
     let bits = ln2(len + (1 << 24)) + ln2(len / u64::from(block_len) + 1);
-    (2 + (bits + 7) / 8).min(u64::from(max)) as u32
+    (2 + bits.div_ceil(8)).min(u64::from(max)) as u32
 }
 
 fn isqrt(n: u64) -> u64 {
@@ -378,8 +378,9 @@ impl Signature {
         let (w0, s0) = (self.weak.len(), self.strong.len());
         self.weak.resize(w0 + n, 0);
         self.strong.resize(s0 + n * sl, 0);
-        // Tasks of ~1 MiB of basis each: enough to amortise scheduling, small enough to balance.
-        let per_task = (1usize << 20).div_ceil(bl).max(1);
+        // Tasks of ~1 MiB of basis each (at least 16 blocks, so the multi-lane MD4 kernel keeps
+        // all its lanes busy): enough to amortise scheduling, small enough to balance.
+        let per_task = (1usize << 20).div_ceil(bl).max(16);
         let (format, seed) = (self.format, self.seed);
         self.weak[w0..]
             .par_chunks_mut(per_task)

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn streaming_file_hash_equals_reference() {
         let data: Vec<u8> = (0..FILE_HASH_SEGMENT * 2 + 1234)
-            .map(|i| (i * 31 >> 7) as u8)
+            .map(|i| ((i * 31) >> 7) as u8)
             .collect();
         for split in [
             0,
