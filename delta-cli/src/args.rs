@@ -72,9 +72,17 @@ pub struct TreeArgs {
     /// databases, but an interrupted pass leaves a mixed file)
     #[arg(long, help_heading = "Pass")]
     pub inplace: bool,
-    /// Always copy changed files whole, never by delta
-    #[arg(short = 'W', long, help_heading = "Pass")]
+    /// Always copy changed files whole, never by delta (the default between local trees)
+    #[arg(
+        short = 'W',
+        long,
+        help_heading = "Pass",
+        overrides_with = "no_whole_file"
+    )]
     pub whole_file: bool,
+    /// Update large changed files by delta against the old version, even between local trees
+    #[arg(long, help_heading = "Pass")]
+    pub no_whole_file: bool,
     /// Reads of a source file that keeps changing before it is reported
     #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Pass")]
     pub retries: u32,

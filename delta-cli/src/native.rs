@@ -88,7 +88,7 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
                 o.transfers = t;
             }
             o.transfer.inplace = a.inplace;
-            o.transfer.whole_file = a.whole_file;
+            o.transfer.whole_file = !a.no_whole_file;
             o.transfer.retries = a.retries;
             o.transfer.retry_wait = a.retry_wait;
             o.transfer.fsync = a.fsync;

@@ -66,8 +66,8 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
-    /// Defaults for a mode: the metadata `rsync -aH --numeric-ids` keeps, quick check, deltas for
-    /// large changed files, two retries two seconds apart.
+    /// Defaults for a mode between two local trees: the metadata `rsync -aH --numeric-ids`
+    /// keeps, quick check, whole-file copies, two retries two seconds apart.
     pub fn new(mode: Mode) -> Self {
         let meta = MetaOptions {
             perms: true,
@@ -81,8 +81,13 @@ impl SyncOptions {
                 meta,
                 ..CompareOptions::default()
             },
+            // Between two local trees a whole copy (`copy_file_range`) beats rebuilding from a
+            // delta, which reads the old file too and writes as much: measured 0.08 s against
+            // 0.35 s for a 64 MiB file with 4 MiB appended. As rsync does locally, deltas are
+            // then used only on request; `inplace` still writes just the changed blocks.
             transfer: TransferOptions {
                 meta,
+                whole_file: true,
                 ..TransferOptions::default()
             },
             dry_run: false,
