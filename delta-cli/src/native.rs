@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use delta_core::exec::Event;
-use delta_core::filter::RcloneFilterBuilder;
+use delta_core::filter::{RcloneFilterBuilder, TimeBase};
 use delta_core::sync::{Mode, SyncBuilder};
 
 use crate::args::TreeArgs;
@@ -49,7 +49,8 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
         f.exclude_from(p);
     }
     f.ignore_case(a.ignore_case)
-        .delete_excluded(a.delete_excluded);
+        .delete_excluded(a.delete_excluded)
+        .time_base(TimeBase::now_local());
     if let Some(v) = &a.min_age {
         f.min_age(v);
     }

@@ -38,13 +38,7 @@ impl TempFile {
             )
         })?;
         for _ in 0..16 {
-            let mut tmp = b".".to_vec();
-            // Keep the name short enough for NAME_MAX whatever the target's length.
-            tmp.extend_from_slice(&name.as_bytes()[..name.len().min(200)]);
-            tmp.extend_from_slice(MARK);
-            tmp.extend_from_slice(
-                format!("{:08x}", crate::signature::random_seed() as u32).as_bytes(),
-            );
+            let tmp = temp_name(name.as_bytes());
             let path = dir.join(OsString::from_vec(tmp));
             match OpenOptions::new()
                 .write(true)
@@ -100,6 +94,29 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The temporary's name for a target called `name`: `.<name>.dstmp.<8 hex digits>`, the name
+/// cut to 200 bytes so the result fits NAME_MAX. The suffix is a per-process random base plus
+/// a counter (no system call per file); creation with `O_EXCL` settles any collision.
+pub(crate) fn temp_name(name: &[u8]) -> Vec<u8> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = *BASE.get_or_init(|| crate::signature::random_seed() as u32);
+    // An odd multiplier walks all 2^32 suffixes before repeating.
+    let suffix = base.wrapping_add(
+        NEXT.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9),
+    );
+    let name = &name[..name.len().min(200)];
+    let mut tmp = Vec::with_capacity(name.len() + 16);
+    tmp.push(b'.');
+    tmp.extend_from_slice(name);
+    tmp.extend_from_slice(MARK);
+    tmp.extend_from_slice(format!("{suffix:08x}").as_bytes());
+    tmp
 }
 
 /// Whether `name` is one of our temporaries (a stray if no pass is running).

@@ -103,17 +103,7 @@ fn cstring(b: &[u8]) -> io::Result<CString> {
     CString::new(b).map_err(|_| invalid(TreeError::Nul(lossy(b))))
 }
 
-/// The name of a fresh temporary beside `name`: `.<name>.dstmp.<8 hex digits>`, the scheme of
-/// [`crate::replace`], with the name cut to 200 bytes to stay under `NAME_MAX`.
-pub(crate) fn temp_name(name: &[u8]) -> Vec<u8> {
-    let name = &name[..name.len().min(200)];
-    let mut tmp = Vec::with_capacity(name.len() + 16);
-    tmp.push(b'.');
-    tmp.extend_from_slice(name);
-    tmp.extend_from_slice(b".dstmp.");
-    tmp.extend_from_slice(format!("{:08x}", crate::signature::random_seed() as u32).as_bytes());
-    tmp
-}
+pub(crate) use crate::replace::temp_name;
 
 /// How paths are resolved beneath the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -402,10 +402,14 @@ struct Row {
     scenario: &'static str,
     pass: String,
     ds: (Duration, u64),
+    ds_inplace: (Duration, u64),
     rs: (Duration, u64),
     target: f64,
 }
 
+/// One pass with rsync and with deltasync twice: default (temporary + rename) and `--inplace`
+/// (changed blocks rewritten in place, for destinations not yet in service, as in a migration).
+#[allow(clippy::too_many_arguments)]
 fn pass(
     rows: &mut Vec<Row>,
     scenario: &'static str,
@@ -413,17 +417,25 @@ fn pass(
     target: f64,
     deltasync: &Path,
     src: &Path,
-    ds_dst: &Path,
-    rs_dst: &Path,
+    dsts: [&Path; 3],
     sync: bool,
 ) {
+    let [ds_dst, ip_dst, rs_dst] = dsts;
+    let run_ds = |dst: &Path, inplace: bool| {
+        warm(src);
+        let mut ds = Command::new(deltasync);
+        ds.arg(if sync { "sync" } else { "copy" })
+            .arg(src)
+            .arg(dst)
+            .arg("--force-delete");
+        if inplace {
+            ds.arg("--inplace");
+        }
+        timed(&ds)
+    };
+    let (dt, dm, dc) = run_ds(ds_dst, false);
+    let (it, im, ic) = run_ds(ip_dst, true);
     warm(src);
-    let mut ds = Command::new(deltasync);
-    ds.arg(if sync { "sync" } else { "copy" })
-        .arg(src)
-        .arg(ds_dst)
-        .arg("--force-delete");
-    let (dt, dm, dc) = timed(&ds);
     let mut rs = Command::new("rsync");
     rs.args(["-aH", "--numeric-ids"]);
     if sync {
@@ -432,7 +444,11 @@ fn pass(
     rs.arg(format!("{}/", src.display()))
         .arg(format!("{}/", rs_dst.display()));
     let (rt, rm, rc) = timed(&rs);
-    for (tool, code, dst) in [("deltasync", dc, ds_dst), ("rsync", rc, rs_dst)] {
+    for (tool, code, dst) in [
+        ("deltasync", dc, ds_dst),
+        ("deltasync --inplace", ic, ip_dst),
+        ("rsync", rc, rs_dst),
+    ] {
         if code != 0 {
             eprintln!("warning: {tool} exited {code} on {scenario} {name}");
         }
@@ -440,11 +456,19 @@ fn pass(
             eprintln!("MISMATCH after {scenario} {name} ({tool}): {e}");
         }
     }
-    println!("  {scenario:9} {name:26} deltasync {:8.3}s {:7} KiB   rsync {:8.3}s {:7} KiB   ratio {:.2}", dt.as_secs_f64(), dm, rt.as_secs_f64(), rm, dt.as_secs_f64() / rt.as_secs_f64());
+    println!(
+        "  {scenario:9} {name:26} deltasync {:8.3}s (inplace {:8.3}s)  rsync {:8.3}s  ratio {:.2} (inplace {:.2})",
+        dt.as_secs_f64(),
+        it.as_secs_f64(),
+        rt.as_secs_f64(),
+        dt.as_secs_f64() / rt.as_secs_f64(),
+        it.as_secs_f64() / rt.as_secs_f64()
+    );
     rows.push(Row {
         scenario,
         pass: name.into(),
         ds: (dt, dm),
+        ds_inplace: (it, im),
         rs: (rt, rm),
         target,
     });
@@ -463,11 +487,13 @@ fn workflow(
     live: Live,
 ) {
     let src = work.join(format!("{scenario}-src"));
-    let (dd, rd) = (
+    let dsts = [
         work.join(format!("{scenario}-ds")),
+        work.join(format!("{scenario}-ip")),
         work.join(format!("{scenario}-rs")),
-    );
-    for p in [&src, &dd, &rd] {
+    ];
+    let d = [dsts[0].as_path(), dsts[1].as_path(), dsts[2].as_path()];
+    for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
     }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ scenario.len() as u64);
@@ -481,8 +507,7 @@ fn workflow(
         0.7,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         false,
     );
     live(&src, s, &mut rng, 1);
@@ -493,8 +518,7 @@ fn workflow(
         0.7,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         false,
     );
     live(&src, s, &mut rng, 2);
@@ -505,8 +529,7 @@ fn workflow(
         0.5,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         true,
     );
     pass(
@@ -516,11 +539,10 @@ fn workflow(
         0.5,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         true,
     );
-    for p in [&src, &dd, &rd] {
+    for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
     }
 }
@@ -528,16 +550,21 @@ fn workflow(
 /// 1,000,000 entries (empty files in a Maildir layout): copy and no-change pass, peak memory.
 fn million(rows: &mut Vec<Row>, work: &Path, deltasync: &Path) {
     let src = work.join("million-src");
-    let (dd, rd) = (work.join("million-ds"), work.join("million-rs"));
-    for p in [&src, &dd, &rd] {
+    let dsts = [
+        work.join("million-ds"),
+        work.join("million-ip"),
+        work.join("million-rs"),
+    ];
+    let d = [dsts[0].as_path(), dsts[1].as_path(), dsts[2].as_path()];
+    for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
     }
     let t = Instant::now();
-    for d in 0..1000 {
-        let dir = src.join(format!("u{:03}/cur", d));
+    for dir_no in 0..1000 {
+        let dir = src.join(format!("u{dir_no:03}/cur"));
         fs::create_dir_all(&dir).unwrap();
         for f in 0..998 {
-            fs::File::create(dir.join(format!("{f}.M{d}:2,S"))).unwrap();
+            fs::File::create(dir.join(format!("{f}.M{dir_no}:2,S"))).unwrap();
         }
     }
     eprintln!("generated 1M entries in {:.1}s", t.elapsed().as_secs_f64());
@@ -548,8 +575,7 @@ fn million(rows: &mut Vec<Row>, work: &Path, deltasync: &Path) {
         0.7,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         false,
     );
     pass(
@@ -559,11 +585,10 @@ fn million(rows: &mut Vec<Row>, work: &Path, deltasync: &Path) {
         0.5,
         deltasync,
         &src,
-        &dd,
-        &rd,
+        d,
         true,
     );
-    for p in [&src, &dd, &rd] {
+    for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
     }
 }
@@ -634,22 +659,25 @@ fn main() {
         }
     }
     println!();
-    println!(
-        "| scenario | pass | deltasync | rsync | ratio | target | peak RSS deltasync / rsync |"
-    );
-    println!("|---|---|---|---|---|---|---|");
+    println!("| scenario | pass | deltasync | deltasync --inplace | rsync -aH | ratio | ratio --inplace | target | peak RSS deltasync / rsync |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let ratio = r.ds.0.as_secs_f64() / r.rs.0.as_secs_f64();
+        let ratio_ip = r.ds_inplace.0.as_secs_f64() / r.rs.0.as_secs_f64();
+        let mark = |x: f64| if x <= r.target { "✓" } else { "✗" };
         println!(
-            "| {} | {} | {:.3} s | {:.3} s | {:.2} {} | ≤ {} | {} / {} MiB |",
+            "| {} | {} | {:.3} s | {:.3} s | {:.3} s | {:.2} {} | {:.2} {} | ≤ {} | {} / {} MiB |",
             r.scenario,
             r.pass,
             r.ds.0.as_secs_f64(),
+            r.ds_inplace.0.as_secs_f64(),
             r.rs.0.as_secs_f64(),
             ratio,
-            if ratio <= r.target { "✓" } else { "✗" },
+            mark(ratio),
+            ratio_ip,
+            mark(ratio_ip),
             r.target,
-            r.ds.1 / 1024,
+            r.ds.1.max(r.ds_inplace.1) / 1024,
             r.rs.1 / 1024
         );
     }

@@ -264,6 +264,9 @@ fn finish_temp(
     tmp.commit().map_err(io_err("rename into place"))
 }
 
+/// Files at least this large are copied with `copy_file_range`.
+const KERNEL_COPY_MIN: u64 = 8 << 20;
+
 /// Copies `len` bytes from the start of `from` to `to`; returns the bytes copied (fewer when
 /// the source ended early).
 fn copy_range(
@@ -274,7 +277,10 @@ fn copy_range(
 ) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
     let mut done = 0u64;
-    let mut kernel = true;
+    // copy_file_range costs ~300 µs per call on ext4 even for a 3 KB file (measured with
+    // strace on a Maildir copy), against ~50 µs for a read and a write: small files go
+    // through a buffer, large ones through the kernel.
+    let mut kernel = len >= KERNEL_COPY_MIN;
     let mut buf = Vec::new();
     while done < len {
         let want = (len - done).min(8 << 20) as usize;

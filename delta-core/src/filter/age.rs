@@ -114,6 +114,31 @@ impl TimeBase {
     pub fn now_utc() -> TimeBase {
         TimeBase::new(SystemTime::now(), 0)
     }
+
+    /// The current time, with dates read in the local time zone (as rclone and robocopy read
+    /// them).
+    pub fn now_local() -> TimeBase {
+        let now = SystemTime::now();
+        TimeBase::new(now, local_utc_offset(now))
+    }
+}
+
+/// The local time zone's offset from UTC at `t`, in seconds (0 if unknown).
+fn local_utc_offset(t: SystemTime) -> i32 {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as libc::time_t,
+        Err(_) => return 0,
+    };
+    // SAFETY: `tm` is a plain C struct for which all-zero bytes are a valid value;
+    // localtime_r only writes into it and reads `secs`, both valid for the call, and is
+    // thread-safe (unlike localtime).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        tm.tm_gmtoff as i32
+    } else {
+        0
+    }
 }
 
 /// A parsed rclone age value.
