@@ -9,10 +9,12 @@
 //! pending deletions, not with the number or size of files.
 //!
 //! Deletion rails: nothing is deleted if any source entry could not be read or any transfer
-//! failed; `max_delete` caps deletions; and a pass whose source is empty, or that would delete
-//! more than half of the destination's entries, deletes nothing unless `force_delete` is set.
+//! failed; `max_delete` caps deletions; and a pass whose source is empty, that would delete
+//! more than half of the destination's entries, or whose destination is the root of a file
+//! system (`/` or a mount point), deletes nothing unless `force_delete` is set.
 //! Uses every other module; nothing here prints.
 
+mod dirs;
 mod pass;
 
 use std::path::{Path, PathBuf};
@@ -59,7 +61,8 @@ pub struct SyncOptions {
     pub symlinks: bool,
     /// Copy devices, fifos and sockets.
     pub specials: bool,
-    /// Create directories that end up empty (robocopy `/s` does not).
+    /// Create directories that end up empty (robocopy `/s` does not). When off, a new
+    /// directory is created only once a non-directory is put in it or below it.
     pub empty_dirs: bool,
     /// Do not cross file-system boundaries in the source.
     pub one_file_system: bool,

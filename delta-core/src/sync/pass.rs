@@ -16,6 +16,7 @@ use crate::plan::{decide, merge, Action, ChangeFlags, CompareOptions, Decision, 
 use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, Walk, WalkBuilder};
 use crate::tree::Tree;
 
+use super::dirs::{fs_root_refusal, is_fs_root, PendingDirs};
 use super::{Mode, SyncError, SyncJob};
 
 /// A file for the worker pool.
@@ -216,6 +217,8 @@ struct State {
     leaders: HashMap<(u64, u64), Leader>,
     links: Vec<(Box<[u8]>, Entry)>,
     strays: Vec<Box<[u8]>>,
+    /// New directories waiting for content (`empty_dirs` off).
+    pending: PendingDirs,
 }
 
 fn is_temp(e: &Entry) -> bool {
@@ -341,6 +344,10 @@ fn source_entry(
     d: Option<Entry>,
 ) {
     let opts = &ctx.job.opts;
+    let lazy_dirs = !opts.empty_dirs && opts.mode != Mode::Check;
+    if lazy_dirs {
+        st.pending.leave(s.path());
+    }
     if s.kind() == EntryKind::File {
         Tally::add(&ctx.tally.total, s.size());
         if opts.hard_links && s.nlink() > 1 {
@@ -362,7 +369,11 @@ fn source_entry(
                         Some(&leader.path),
                     );
                 } else {
-                    st.links.push((leader.path.clone(), s));
+                    let leader = leader.path.clone();
+                    if lazy_dirs {
+                        make_pending_dirs(ctx, st);
+                    }
+                    st.links.push((leader, s));
                 }
                 return;
             }
@@ -381,6 +392,15 @@ fn source_entry(
     }
     if opts.mode == Mode::Check {
         return check_entry(ctx, tx, s, d, decision);
+    }
+    if lazy_dirs {
+        match decision.action {
+            Action::Mkdir if !decision.replace && !s.path().is_empty() => {
+                return st.pending.push(s, decision.flags);
+            }
+            Action::Mkdir | Action::Dir | Action::Unchanged | Action::Skip => {}
+            _ => make_pending_dirs(ctx, st),
+        }
     }
     if decision.replace && !ctx.dry() {
         let d = d.as_ref().expect("replace implies a destination entry");
@@ -409,18 +429,7 @@ fn source_entry(
     let flags = decision.flags;
     let dry = ctx.dry();
     let result: io::Result<()> = match decision.action {
-        Action::Mkdir => {
-            Tally::add(&ctx.tally.dirs, 1);
-            ctx.changed(&s, Action::Mkdir, flags, 0, 0, None);
-            // The root was created when the destination tree was opened.
-            let r = if dry || s.path().is_empty() {
-                Ok(())
-            } else {
-                ctx.dst().mkdir(s.path(), s.mode() | 0o700)
-            };
-            st.dir_fixups.push((s.path().into(), ctx.meta_of(&s)));
-            r
-        }
+        Action::Mkdir => make_dir(ctx, st, &s, flags),
         Action::Dir => {
             if flags.perms || flags.owner || flags.group {
                 ctx.changed(&s, Action::SetMeta, flags, 0, 0, None);
@@ -485,6 +494,29 @@ fn source_entry(
     };
     if let Err(e) = result {
         ctx.problem(s.path(), Problem::Failed, &e.to_string());
+    }
+}
+
+/// Creates a directory (in a dry run, reports it) and queues its metadata for the end.
+fn make_dir(ctx: &Ctx<'_>, st: &mut State, s: &Entry, flags: ChangeFlags) -> io::Result<()> {
+    Tally::add(&ctx.tally.dirs, 1);
+    ctx.changed(s, Action::Mkdir, flags, 0, 0, None);
+    // The root was created when the destination tree was opened.
+    let r = if ctx.dry() || s.path().is_empty() {
+        Ok(())
+    } else {
+        ctx.dst().mkdir(s.path(), s.mode() | 0o700)
+    };
+    st.dir_fixups.push((s.path().into(), ctx.meta_of(s)));
+    r
+}
+
+/// Creates the directories waiting for content, outermost first: something goes in them now.
+fn make_pending_dirs(ctx: &Ctx<'_>, st: &mut State) {
+    for (dir, flags) in st.pending.take() {
+        if let Err(e) = make_dir(ctx, st, &dir, flags) {
+            ctx.problem(dir.path(), Problem::Failed, &e.to_string());
+        }
     }
 }
 
@@ -756,6 +788,10 @@ fn delete(ctx: &Ctx<'_>, st: &mut State) -> Option<String> {
         return refuse(format!(
             "not deleting {n} entries: {errors} error(s) during the pass"
         ));
+    }
+    if !opts.force_delete && is_fs_root(&ctx.job.dst) {
+        let paths = st.deletions.iter().map(|(p, _, _)| &p[..]);
+        return refuse(fs_root_refusal(st.deletions.len(), &ctx.job.dst, paths));
     }
     if !opts.force_delete {
         if st.src_entries == 0 {
