@@ -101,20 +101,47 @@ pub fn apply_at(
     Ok(())
 }
 
-/// Whether applying `src`'s metadata to `dst` under `opts` would change anything: permission
-/// bits (never for symlinks), owner and group where we may set them, and the modification time
-/// to the nanosecond. The kinds are not compared; a kind change is a replacement, not a
-/// metadata update.
-pub fn differs(src: &Entry, dst: &Entry, opts: &MetaOptions) -> bool {
-    differs_as(src, dst, opts, Creds::current())
+/// Which metadata applying `src`'s to `dst` under `opts` would change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetaDiff {
+    /// Permission bits (never for symlinks).
+    pub perms: bool,
+    /// Owner, where we may set it.
+    pub owner: bool,
+    /// Group, where we may set it.
+    pub group: bool,
+    /// Modification time, to the nanosecond.
+    pub time: bool,
 }
 
-fn differs_as(src: &Entry, dst: &Entry, opts: &MetaOptions, creds: &Creds) -> bool {
+impl MetaDiff {
+    /// Whether anything differs.
+    pub fn any(self) -> bool {
+        self.perms || self.owner || self.group || self.time
+    }
+}
+
+/// What applying `src`'s metadata to `dst` under `opts` would change: permission bits (never
+/// for symlinks), owner and group where we may set them, and the modification time to the
+/// nanosecond. The kinds are not compared; a kind change is a replacement, not a metadata
+/// update.
+pub fn diff(src: &Entry, dst: &Entry, opts: &MetaOptions) -> MetaDiff {
+    diff_as(src, dst, opts, Creds::current())
+}
+
+/// Whether [`diff`] finds anything.
+pub fn differs(src: &Entry, dst: &Entry, opts: &MetaOptions) -> bool {
+    diff(src, dst, opts).any()
+}
+
+fn diff_as(src: &Entry, dst: &Entry, opts: &MetaOptions, creds: &Creds) -> MetaDiff {
     let symlink = src.kind() == EntryKind::Symlink || dst.kind() == EntryKind::Symlink;
-    (opts.perms && !symlink && src.mode() & 0o7777 != dst.mode() & 0o7777)
-        || (opts.owner && creds.may_set_uid(src.uid()) && src.uid() != dst.uid())
-        || (opts.group && creds.may_set_gid(src.gid()) && src.gid() != dst.gid())
-        || (opts.times && src.mtime() != dst.mtime())
+    MetaDiff {
+        perms: opts.perms && !symlink && src.mode() & 0o7777 != dst.mode() & 0o7777,
+        owner: opts.owner && creds.may_set_uid(src.uid()) && src.uid() != dst.uid(),
+        group: opts.group && creds.may_set_gid(src.gid()) && src.gid() != dst.gid(),
+        time: opts.times && src.mtime() != dst.mtime(),
+    }
 }
 
 /// The `(uid, gid)` arguments of a `chown` (`u32::MAX` = keep), or `None` when neither is to
@@ -651,12 +678,12 @@ mod tests {
         ];
         for (i, (src, dst, opts, as_root, as_user)) in cases.iter().enumerate() {
             assert_eq!(
-                differs_as(src, dst, opts, &root),
+                diff_as(src, dst, opts, &root).any(),
                 *as_root,
                 "case {i} as root"
             );
             assert_eq!(
-                differs_as(src, dst, opts, &user),
+                diff_as(src, dst, opts, &user).any(),
                 *as_user,
                 "case {i} as user"
             );

@@ -154,12 +154,13 @@ pub fn decide(src: &Entry, dst: Option<&Entry>, opts: &CompareOptions) -> Decisi
     }
 }
 
-/// Which replayed metadata differs (modification time for non-files included).
+/// Which replayed metadata differs; times by [`same_time`], the rest as the executor sees it.
 fn meta_flags(src: &Entry, dst: &Entry, m: &MetaOptions) -> ChangeFlags {
+    let d = crate::exec::meta::diff(src, dst, m);
     ChangeFlags {
-        perms: m.perms && src.mode() != dst.mode(),
-        owner: m.owner && src.uid() != dst.uid(),
-        group: m.group && src.gid() != dst.gid(),
+        perms: d.perms,
+        owner: d.owner,
+        group: d.group,
         time: m.times && !same_time(src.mtime(), dst.mtime()),
         ..ChangeFlags::default()
     }

@@ -149,13 +149,9 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
         Some(Tree::create(&job.dst).map_err(root_err(&job.dst))?)
     };
 
-    // Owners and groups can only be given away by root: otherwise they are neither compared
-    // nor set, as rsync does.
-    // SAFETY-free: geteuid has no preconditions.
-    let root = unsafe_free_geteuid() == 0;
-    let mut meta = opts.transfer.meta;
-    meta.owner &= root;
-    meta.group &= root;
+    // Owners and groups are set (and so compared) only where we may set them: as root, or
+    // our own ids (exec::meta decides, per id).
+    let meta = opts.transfer.meta;
     let compare = CompareOptions {
         meta,
         ..opts.compare
@@ -198,12 +194,6 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
         drop(tx);
     });
     finish(&ctx, st, started)
-}
-
-#[allow(unsafe_code)]
-fn unsafe_free_geteuid() -> u32 {
-    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
-    unsafe { libc::geteuid() }
 }
 
 /// What the planning loop leaves for the end of the pass.
@@ -322,7 +312,8 @@ fn destination_only(ctx: &Ctx<'_>, st: &mut State, d: Entry) {
         return;
     }
     match ctx.job.opts.mode {
-        Mode::Copy => {}
+        // Counted for robocopy's "extra files" exit bit; sync counts them as deletions.
+        Mode::Copy => Tally::add(&ctx.tally.extra, 1),
         Mode::Check => {
             Tally::add(&ctx.tally.extra, 1);
             ctx.changed(&d, Action::Delete, ChangeFlags::default(), 0, 0, None);
