@@ -59,6 +59,7 @@ pub mod replace;
 pub mod scan;
 pub mod signature;
 pub mod sync;
+pub mod transport;
 pub mod tree;
 
 pub use error::{ApplyError, DeltaError, SignatureError};

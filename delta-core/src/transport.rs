@@ -1,0 +1,411 @@
+//! The only module that spawns processes or opens connections: how a session with a far
+//! deltasync is reached.
+//!
+//! - [`Remote::parse`] recognises `[user@]host:path` operands (rsync's rule: a colon before
+//!   the first slash);
+//! - [`SshCommand`] builds the command line that starts `deltasync --server` on the far side
+//!   through the user's own `ssh` (so `~/.ssh/config`, agents, ProxyJump and ControlMaster
+//!   apply), or through the `-e/--rsh` command the user gave;
+//! - [`Duplex`] is any pair of byte streams a session runs over: a child's pipes, or an
+//!   in-memory pair ([`Duplex::pair`]) for tests and for embedding.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+/// A remote tree operand: `[user@]host:path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Login name, when given.
+    pub user: Option<String>,
+    /// Host name or address (IPv6 in brackets is unwrapped).
+    pub host: String,
+    /// Path on the far side (may be empty: the login directory).
+    pub path: String,
+}
+
+impl Remote {
+    /// Parses `arg` as a remote operand. Like rsync, a colon counts only before the first `/`,
+    /// so `./a:b` and `/x:y` are local paths; `host::module` (rsync daemon syntax) is not
+    /// supported and is refused as local too.
+    pub fn parse(arg: &str) -> Option<Remote> {
+        let (hostpart, path) = if let Some(rest) = arg.strip_prefix('[') {
+            // [v6addr]:path or user@[v6]:path are rare; accept [addr]:path.
+            let close = rest.find(']')?;
+            let after = &rest[close + 1..];
+            let path = after.strip_prefix(':')?;
+            (&arg[..close + 2], path)
+        } else {
+            let colon = arg.find(':')?;
+            if arg[..colon].contains('/') || colon == 0 {
+                return None;
+            }
+            (&arg[..colon], &arg[colon + 1..])
+        };
+        if path.starts_with(':') {
+            return None;
+        }
+        let (user, host) = match hostpart.rsplit_once('@') {
+            Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
+            Some(_) => return None,
+            None => (None, hostpart),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return None;
+        }
+        Some(Remote {
+            user,
+            host: host.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    /// `user@host` or `host`, as ssh takes it.
+    pub fn destination(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// How to start the far side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshCommand {
+    /// The remote shell and its arguments (default `ssh`).
+    pub rsh: Vec<String>,
+    /// The far side's deltasync binary (default `deltasync`).
+    pub remote_bin: String,
+}
+
+impl Default for SshCommand {
+    fn default() -> Self {
+        Self {
+            rsh: vec!["ssh".into()],
+            remote_bin: "deltasync".into(),
+        }
+    }
+}
+
+impl SshCommand {
+    /// With a user-given remote shell command, split as a shell would (quotes and backslashes).
+    pub fn with_rsh(rsh: &str) -> Result<Self, String> {
+        let words = shell_words(rsh)?;
+        if words.is_empty() {
+            return Err("empty remote shell command".into());
+        }
+        Ok(Self {
+            rsh: words,
+            ..Self::default()
+        })
+    }
+
+    /// The full command line: the remote shell, the destination, then the remote command
+    /// (quoted for the far side's shell).
+    pub fn argv(&self, remote: &Remote, server_args: &[String]) -> Vec<OsString> {
+        let mut v: Vec<OsString> = self.rsh.iter().map(OsString::from).collect();
+        v.push(remote.destination().into());
+        let mut cmd = shell_quote(&self.remote_bin);
+        for a in server_args {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(a));
+        }
+        v.push(cmd.into());
+        v
+    }
+
+    /// Starts the far side; its standard error is passed through to ours.
+    pub fn spawn(&self, remote: &Remote, server_args: &[String]) -> io::Result<SshChild> {
+        let argv = self.argv(remote, server_args);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start {:?}: {e}", self.rsh[0]))
+            })?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        Ok(SshChild {
+            child,
+            stdin: Some(stdin),
+            stdout: Some(stdout),
+        })
+    }
+}
+
+/// A started far side.
+#[derive(Debug)]
+pub struct SshChild {
+    /// The process.
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+}
+
+impl SshChild {
+    /// The byte streams to the far side (once).
+    pub fn duplex(&mut self) -> Option<Duplex> {
+        Some(Duplex {
+            reader: Box::new(self.stdout.take()?),
+            writer: Box::new(self.stdin.take()?),
+        })
+    }
+}
+
+/// A bidirectional byte stream.
+pub struct Duplex {
+    /// Bytes from the peer.
+    pub reader: Box<dyn Read + Send>,
+    /// Bytes to the peer.
+    pub writer: Box<dyn Write + Send>,
+}
+
+impl std::fmt::Debug for Duplex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Duplex").finish_non_exhaustive()
+    }
+}
+
+impl Duplex {
+    /// Any reader and writer.
+    pub fn new(reader: impl Read + Send + 'static, writer: impl Write + Send + 'static) -> Self {
+        Self {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+        }
+    }
+
+    /// Two connected in-memory ends, with `capacity` chunks of buffering each way.
+    pub fn pair(capacity: usize) -> (Duplex, Duplex) {
+        let (a_tx, a_rx) = sync_channel(capacity);
+        let (b_tx, b_rx) = sync_channel(capacity);
+        (
+            Duplex::new(
+                ChanReader {
+                    rx: b_rx,
+                    buf: Vec::new(),
+                    pos: 0,
+                },
+                ChanWriter { tx: a_tx },
+            ),
+            Duplex::new(
+                ChanReader {
+                    rx: a_rx,
+                    buf: Vec::new(),
+                    pos: 0,
+                },
+                ChanWriter { tx: b_tx },
+            ),
+        )
+    }
+}
+
+struct ChanWriter {
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.tx
+            .send(data.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "peer closed"))?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChanReader {
+    rx: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Splits a command line as a POSIX shell would for words: whitespace separates; single
+/// quotes keep everything; double quotes keep everything but `\"` and `\\`; a backslash
+/// outside quotes escapes the next character.
+pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated single quote in {s:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err(format!("unterminated double quote in {s:?}")),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated double quote in {s:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => cur.push(c),
+                    None => return Err(format!("trailing backslash in {s:?}")),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// Quotes a word for a POSIX shell (the far side's login shell runs the remote command).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_operands() {
+        let r = |s| Remote::parse(s);
+        assert_eq!(
+            r("host:/srv/mail"),
+            Some(Remote {
+                user: None,
+                host: "host".into(),
+                path: "/srv/mail".into()
+            })
+        );
+        assert_eq!(
+            r("root@10.0.0.5:/var/lib/docker/volumes"),
+            Some(Remote {
+                user: Some("root".into()),
+                host: "10.0.0.5".into(),
+                path: "/var/lib/docker/volumes".into()
+            })
+        );
+        assert_eq!(
+            r("h:"),
+            Some(Remote {
+                user: None,
+                host: "h".into(),
+                path: "".into()
+            })
+        );
+        assert_eq!(
+            r("[::1]:x"),
+            Some(Remote {
+                user: None,
+                host: "::1".into(),
+                path: "x".into()
+            })
+        );
+        for local in [
+            "/abs/path",
+            "./a:b",
+            "a/b:c",
+            "plain",
+            ":x",
+            "host::module",
+            "@:x",
+        ] {
+            assert_eq!(r(local), None, "{local}");
+        }
+        assert_eq!(r("u@h:p").unwrap().destination(), "u@h");
+    }
+
+    #[test]
+    fn rsh_words_and_quoting() {
+        assert_eq!(
+            shell_words("ssh -p 2222 -i 'my key' -o \"A=b c\"").unwrap(),
+            ["ssh", "-p", "2222", "-i", "my key", "-o", "A=b c"]
+        );
+        assert_eq!(shell_words(r"ssh -i a\ b").unwrap(), ["ssh", "-i", "a b"]);
+        assert!(shell_words("ssh 'x").is_err());
+        assert_eq!(shell_quote("simple-path/x"), "simple-path/x");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let cmd = SshCommand::with_rsh("ssh -p 2222").unwrap();
+        let argv = cmd.argv(
+            &Remote::parse("u@h:/p").unwrap(),
+            &["--server".into(), "/a b".into()],
+        );
+        assert_eq!(
+            argv,
+            ["ssh", "-p", "2222", "u@h", "deltasync --server '/a b'"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn in_memory_pair_carries_bytes_both_ways() {
+        let (mut a, mut b) = Duplex::pair(4);
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 5];
+            b.reader.read_exact(&mut buf).unwrap();
+            b.writer.write_all(&buf).unwrap();
+        });
+        a.writer.write_all(b"hello").unwrap();
+        let mut back = [0u8; 5];
+        a.reader.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello");
+        t.join().unwrap();
+    }
+}
