@@ -31,6 +31,9 @@ pub struct Printer {
     tty: bool,
     started: Instant,
     bytes: AtomicU64,
+    /// Sizes of the transfers started so far: the bar's whole (the scan still runs, so the
+    /// final total is unknown until the end).
+    started_bytes: AtomicU64,
     files: AtomicU64,
     last_draw: Mutex<Instant>,
 }
@@ -48,6 +51,7 @@ impl Printer {
             tty,
             started: Instant::now(),
             bytes: AtomicU64::new(0),
+            started_bytes: AtomicU64::new(0),
             files: AtomicU64::new(0),
             last_draw: Mutex::new(Instant::now() - Duration::from_secs(1)),
         }
@@ -93,6 +97,10 @@ impl Printer {
             }
             Event::Unchanged(p) if self.style.verbose >= 2 && !self.style.quiet => {
                 self.line(&format!("{}: unchanged", show(p)))
+            }
+            Event::TransferStarted { size, .. } => {
+                self.started_bytes.fetch_add(*size, Relaxed);
+                self.draw(false);
             }
             Event::Progress { bytes } => {
                 self.bytes.fetch_add(*bytes, Relaxed);
@@ -203,14 +211,28 @@ impl Printer {
         *last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let bytes = self.bytes.load(Relaxed);
+        let whole = self.started_bytes.load(Relaxed).max(bytes).max(1);
+        let rate = bytes as f64 / secs;
+        let eta = if rate > 0.0 {
+            ((whole - bytes) as f64 / rate) as u64
+        } else {
+            0
+        };
+        let width = 24;
+        let filled = (bytes as f64 / whole as f64 * width as f64) as usize;
         #[allow(clippy::print_stderr)]
         {
             eprint!(
-                "\r\x1b[2K{} moved, {}/s, {} files, {:.0}s",
+                "\r\x1b[2K[{}{}] {} / {} {:3.0}%  {}/s  ETA {}:{:02}  {} files",
+                "#".repeat(filled.min(width)),
+                ".".repeat(width - filled.min(width)),
                 human(bytes),
-                human((bytes as f64 / secs) as u64),
-                self.files.load(Relaxed),
-                secs
+                human(whole),
+                bytes as f64 * 100.0 / whole as f64,
+                human(rate as u64),
+                eta / 60,
+                eta % 60,
+                self.files.load(Relaxed)
             );
         }
     }
