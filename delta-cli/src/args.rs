@@ -37,6 +37,21 @@ pub enum Command {
     Delta(DeltaArgs),
     /// Rebuild NEWFILE from BASIS and DELTA (rdiff-compatible)
     Patch(PatchArgs),
+    /// rsync's command line: deltasync rsync [OPTIONS] SRC... DEST (see `deltasync rsync --help`)
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Rsync(RawArgs),
+    /// robocopy's command line: deltasync robocopy SOURCE DEST [FILE...] [/OPTIONS] (see /?)
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Robocopy(RawArgs),
+}
+
+/// A dialect's arguments, passed on untouched to its own parser (clap can't express rsync's
+/// bundling or robocopy's switch grammar).
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// Everything after the command name
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
 }
 
 /// Options of `copy`, `sync` and `check` (rclone's spellings).
@@ -309,6 +324,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Signature(a) => crate::rdiff::signature(a),
         Command::Delta(a) => crate::rdiff::delta(a),
         Command::Patch(a) => crate::rdiff::patch(a),
+        Command::Rsync(a) => crate::rsync::run(a.args),
+        Command::Robocopy(a) => crate::robocopy::run(a.args),
     }
 }
 
@@ -383,6 +400,26 @@ mod tests {
         assert_eq!(a.min_age.as_deref(), Some("1d"));
         assert!(Cli::try_parse_from(["deltasync", "sync", "src", "dst"]).is_ok());
         assert!(Cli::try_parse_from(["deltasync", "copy", "src"]).is_err());
+    }
+
+    #[test]
+    fn dialects_get_their_arguments_untouched() {
+        for (cmd, args) in [
+            (
+                "rsync",
+                &["-aHhP", "--help", "-h", "--version", "-V", "src/", "dst"][..],
+            ),
+            (
+                "robocopy",
+                &["src", "dst", "*.dat", "/xf", "index*", "-s", "/?"],
+            ),
+        ] {
+            let cli = Cli::try_parse_from(["deltasync", cmd].iter().chain(args)).unwrap();
+            let (Command::Rsync(a) | Command::Robocopy(a)) = cli.command else {
+                panic!("not a dialect")
+            };
+            assert_eq!(a.args, args, "{cmd}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@ mod args;
 mod native;
 mod output;
 mod rdiff;
+mod robocopy;
+mod rsync;
 
 use std::process::ExitCode;
 

@@ -3,3 +3,5 @@
 mod util;
 
 mod rdiff_commands;
+mod dialect_robocopy;
+mod dialect_rsync;
