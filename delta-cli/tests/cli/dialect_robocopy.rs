@@ -418,3 +418,27 @@ fn purge_into_a_file_system_root_is_refused() {
     assert!(stray.path().exists());
     assert!(!shm.join("f0").exists(), "/l copies nothing");
 }
+
+#[test]
+fn maxage_and_minage_as_days_or_dates() {
+    let s = Scratch::new();
+    let src = s.tree("src");
+    src.file("week_old.dat", b"w")
+        .age("week_old.dat", 7 * DAY)
+        .file("day_old.dat", b"d")
+        .age("day_old.dat", 2 * DAY)
+        .file("fresh.dat", b"f");
+    let dst = s.tree("dst");
+    let o = robocopy(&src, &dst, &["/maxage:3"], false);
+    expect_code(&o, 1, "/maxage:3");
+    assert_eq!(dst.list().files(), set(&["day_old.dat", "fresh.dat"]));
+    let dst2 = s.tree("dst2");
+    // A date: files last written before it are too old for /MAXAGE, after it too young for
+    // /MINAGE. 19700102 is long ago, so /MINAGE takes nothing and /MAXAGE everything.
+    let o = robocopy(&src, &dst2, &["/minage:19700102"], false);
+    expect_code(&o, 0, "/minage:19700102 selects nothing");
+    assert!(dst2.list().files().is_empty());
+    let o = robocopy(&src, &dst2, &["/maxage:19700102", "/minage:1"], false);
+    expect_code(&o, 1, "older than a day, newer than 1970");
+    assert_eq!(dst2.list().files(), set(&["day_old.dat", "week_old.dat"]));
+}
