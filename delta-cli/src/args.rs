@@ -128,20 +128,31 @@ pub struct TreeArgs {
         long = "filter",
         short = 'f',
         value_name = "RULE",
-        help_heading = "Filters"
+        help_heading = "Filters",
+        allow_hyphen_values = true
     )]
     pub filter: Vec<String>,
     /// Read filter rules from a file
     #[arg(long, value_name = "FILE", help_heading = "Filters")]
     pub filter_from: Vec<PathBuf>,
     /// Include files matching the pattern (implies excluding everything else)
-    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        help_heading = "Filters",
+        allow_hyphen_values = true
+    )]
     pub include: Vec<String>,
     /// Read include patterns from a file
     #[arg(long, value_name = "FILE", help_heading = "Filters")]
     pub include_from: Vec<PathBuf>,
     /// Exclude files matching the pattern
-    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        help_heading = "Filters",
+        allow_hyphen_values = true
+    )]
     pub exclude: Vec<String>,
     /// Read exclude patterns from a file
     #[arg(long, value_name = "FILE", help_heading = "Filters")]
@@ -205,7 +216,7 @@ pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m or h")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 {
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
         return Err(format!("duration {s:?} out of range"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))

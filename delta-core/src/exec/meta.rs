@@ -101,6 +101,22 @@ pub fn apply_at(
     Ok(())
 }
 
+/// The process's file-creation mask, read once from `/proc/self/status` (reading it with
+/// `umask(2)` would briefly change it under other threads); 0o022 if unknown.
+pub fn umask() -> u32 {
+    static MASK: OnceLock<u32> = OnceLock::new();
+    *MASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
+            })
+            .and_then(|v| u32::from_str_radix(&v, 8).ok())
+            .unwrap_or(0o022)
+    })
+}
+
 /// Which metadata applying `src`'s to `dst` under `opts` would change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetaDiff {
@@ -689,6 +705,17 @@ mod tests {
             );
         }
         assert!(!differs(&base, &base, &ALL));
+    }
+
+    #[test]
+    fn umask_is_read_without_changing_it() {
+        // SAFETY: umask only swaps the process mask; the original is restored at once.
+        let real = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        assert_eq!(umask(), real as u32);
     }
 
     #[test]

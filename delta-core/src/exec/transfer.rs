@@ -22,7 +22,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
@@ -258,6 +258,14 @@ fn finish_temp(
     opts: &TransferOptions,
 ) -> Result<(), TransferError> {
     super::meta::apply_fd(tmp.file().as_fd(), meta, &opts.meta).map_err(io_err("set metadata"))?;
+    if !opts.meta.perms {
+        // Without permission replay a new file gets the source's permission bits less the
+        // umask and the special bits, as rsync gives it (the temporary was made 0600).
+        let mode = meta.mode & 0o777 & !super::meta::umask();
+        tmp.file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_err("set permissions"))?;
+    }
     if opts.fsync {
         tmp.file().sync_all().map_err(io_err("fsync"))?;
     }

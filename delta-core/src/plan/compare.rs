@@ -101,6 +101,9 @@ pub fn decide(src: &Entry, dst: Option<&Entry>, opts: &CompareOptions) -> Decisi
                 Action::Update
             } else if opts.checksum {
                 Action::Checksum
+            } else if opts.size_only && time_differs && opts.meta.times {
+                // rsync -a --size-only leaves the data alone but still fixes the time.
+                Action::SetMeta
             } else if opts.size_only || !time_differs {
                 if flags.perms || flags.owner || flags.group {
                     Action::SetMeta
@@ -237,6 +240,11 @@ mod tests {
         };
         assert_eq!(
             decide(&f(10, 5, 1), Some(&f(10, 9, 1)), &s).action,
+            Action::SetMeta,
+            "data kept, time fixed"
+        );
+        assert_eq!(
+            decide(&f(10, 5, 1), Some(&f(10, 5, 1)), &s).action,
             Action::Unchanged
         );
         let i = CompareOptions {
