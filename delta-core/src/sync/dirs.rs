@@ -42,7 +42,7 @@ impl PendingDirs {
 }
 
 /// Whether `path` lies strictly below the directory `dir` (relative paths; `""` is the root).
-fn contains(dir: &[u8], path: &[u8]) -> bool {
+pub(super) fn contains(dir: &[u8], path: &[u8]) -> bool {
     if dir.is_empty() {
         return !path.is_empty();
     }

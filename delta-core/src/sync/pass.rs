@@ -16,7 +16,7 @@ use crate::plan::{decide, merge, Action, ChangeFlags, CompareOptions, Decision, 
 use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, Walk, WalkBuilder};
 use crate::tree::Tree;
 
-use super::dirs::{fs_root_refusal, is_fs_root, PendingDirs};
+use super::dirs::{contains, fs_root_refusal, is_fs_root, PendingDirs};
 use super::{Mode, SyncError, SyncJob};
 
 /// A file for the worker pool.
@@ -93,6 +93,9 @@ struct Leader {
     path: Box<[u8]>,
     /// The destination inode the leader ended up with, when known at planning time.
     dst_ino: Option<u64>,
+    /// The inode of the leader's destination file as listed, whatever the pass does to it:
+    /// what `check` compares followers with (the leader's own content is checked apart).
+    listed_ino: Option<u64>,
 }
 
 pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
@@ -209,6 +212,18 @@ struct State {
     strays: Vec<Box<[u8]>>,
     /// New directories waiting for content (`empty_dirs` off).
     pending: PendingDirs,
+    /// The last destination directory removed to make way for a non-directory: the
+    /// destination walk, reading ahead, may still list what was in it, or fail to list it.
+    replaced: Option<Box<[u8]>>,
+}
+
+impl State {
+    /// Whether `path` is the replaced directory (whose listing may fail) or lies below it.
+    fn below_replaced(&self, path: &[u8]) -> bool {
+        self.replaced
+            .as_deref()
+            .is_some_and(|r| r == path || contains(r, path))
+    }
 }
 
 fn is_temp(e: &Entry) -> bool {
@@ -231,6 +246,7 @@ fn plan_and_dispatch(
     for item in merge(src_walk, dst_walk) {
         let pair = match item {
             Ok(p) => p,
+            Err((Side::Dst, e)) if st.below_replaced(&e.path) => continue,
             Err((side, e)) => {
                 let vanished = matches!(e.kind, ScanErrorKind::Vanished);
                 if side == Side::Src && !vanished {
@@ -252,6 +268,8 @@ fn plan_and_dispatch(
         };
         let (s, d) = match pair {
             Pair::Src(s) => (Some(s), None),
+            // Already gone with the directory replaced above it.
+            Pair::Dst(d) if st.below_replaced(d.path()) => continue,
             Pair::Dst(d) => (None, Some(d)),
             Pair::Both(s, d) => (Some(s), Some(d)),
         };
@@ -344,11 +362,21 @@ fn source_entry(
         if opts.hard_links && s.nlink() > 1 {
             let key = (s.dev(), s.ino());
             if let Some(leader) = st.leaders.get(&key) {
-                let linked = d.as_ref().is_some_and(|d| {
-                    leader.dst_ino == Some(d.ino()) && d.kind() == EntryKind::File
-                });
+                // `check` cannot wait for the leader's checksum (if asked for): it compares
+                // with the leader's destination inode as listed.
+                let ino = if opts.mode == Mode::Check {
+                    leader.listed_ino
+                } else {
+                    leader.dst_ino
+                };
+                let linked = d
+                    .as_ref()
+                    .is_some_and(|d| ino == Some(d.ino()) && d.kind() == EntryKind::File);
                 if linked {
                     ctx.emit(Event::Unchanged(s.path()));
+                } else if opts.mode == Mode::Check && d.is_none() {
+                    Tally::add(&ctx.tally.missing, 1);
+                    ctx.changed(&s, Action::Create, ChangeFlags::default(), 0, 0, None);
                 } else if opts.mode == Mode::Check {
                     Tally::add(&ctx.tally.differ, 1);
                     ctx.changed(
@@ -373,6 +401,10 @@ fn source_entry(
                 Leader {
                     path: s.path().into(),
                     dst_ino: None,
+                    listed_ino: d
+                        .as_ref()
+                        .filter(|d| d.kind() == EntryKind::File)
+                        .map(|d| d.ino()),
                 },
             );
         }
@@ -415,6 +447,9 @@ fn source_entry(
                 &format!("cannot remove the {:?} in the way: {e}", d.kind()),
             );
             return;
+        }
+        if d.is_dir() {
+            st.replaced = Some(d.path().into());
         }
     }
     let flags = decision.flags;
@@ -677,11 +712,21 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
     }
 }
 
-/// Hard links, deletions, directory metadata, strays; then the report.
+/// Hard links, deletions, strays, directory metadata; then the report.
 fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, SyncError> {
     let opts = &ctx.job.opts;
     let dry = ctx.dry();
     for (leader, s) in std::mem::take(&mut st.links) {
+        // A follower planned for linking before its leader's fate was known (a `--checksum`
+        // comparison) may turn out to share the leader's inode already.
+        if ctx
+            .dst
+            .as_ref()
+            .is_some_and(|d| same_file(d, &leader, s.path()))
+        {
+            ctx.emit(Event::Unchanged(s.path()));
+            continue;
+        }
         Tally::add(&ctx.tally.links, 1);
         ctx.changed(
             &s,
@@ -709,17 +754,7 @@ fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, Sync
         stopped = delete(ctx, &mut st);
     }
     if !dry {
-        for (path, meta) in st.dir_fixups.iter().rev() {
-            if let Err(e) = ctx.dst().apply_meta(path, meta, &ctx.meta) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    ctx.problem(
-                        path,
-                        Problem::Failed,
-                        &format!("set directory metadata: {e}"),
-                    );
-                }
-            }
-        }
+        // Strays go before directory times are set: removing one moves its directory's mtime.
         let mut removed = 0;
         for stray in &st.strays {
             if ctx.dst().remove_file(stray).is_ok() {
@@ -730,6 +765,17 @@ fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, Sync
             ctx.emit(Event::Notice(&format!(
                 "removed {removed} temporary file(s) left by an interrupted pass"
             )));
+        }
+        for (path, meta) in st.dir_fixups.iter().rev() {
+            if let Err(e) = ctx.dst().apply_meta(path, meta, &ctx.meta) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    ctx.problem(
+                        path,
+                        Problem::Failed,
+                        &format!("set directory metadata: {e}"),
+                    );
+                }
+            }
         }
     }
     let stats = ctx
@@ -755,6 +801,17 @@ fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, Sync
         problems,
         deletions_stopped: stopped,
     })
+}
+
+/// Whether two paths of a tree are names of one regular file.
+fn same_file(tree: &Tree, a: &[u8], b: &[u8]) -> bool {
+    match (tree.lstat(a), tree.lstat(b)) {
+        (Ok(x), Ok(y)) => {
+            (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino)
+                && x.st_mode & libc::S_IFMT == libc::S_IFREG
+        }
+        _ => false,
+    }
 }
 
 /// Deletes extraneous destination entries, children before parents, under the rails.
