@@ -2,6 +2,12 @@
 
 mod util;
 
-mod rdiff_commands;
 mod dialect_robocopy;
 mod dialect_rsync;
+mod rdiff_commands;
+mod tree_delete;
+mod tree_filters;
+mod tree_live;
+mod tree_meta;
+mod tree_output;
+mod tree_peers;
