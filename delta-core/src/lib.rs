@@ -55,6 +55,7 @@ pub mod exec;
 pub mod filter;
 pub mod input;
 pub mod plan;
+pub mod protocol;
 pub mod replace;
 pub mod scan;
 pub mod signature;
