@@ -1,7 +1,7 @@
 //! A live source and an interrupted pass:
-//! - a writer appends to, rewrites and truncates files while `copy` runs; the pass ends with
-//!   0, 23 or 24, every destination file is a version the writer produced (or absent), and a
-//!   pass after the writer stops brings everything in line;
+//! - a writer appends to, rewrites, replaces and truncates files while `copy` runs; the pass
+//!   ends with 0, 23 or 24, every destination file is a version the writer produced (or
+//!   absent), and a pass after the writer stops brings everything in line;
 //! - `kill -9` in the middle of a `sync` leaves only old or new versions at the target names,
 //!   and the rerun completes and removes the temporaries.
 
@@ -17,13 +17,25 @@ use crate::util::{assert_same, bin, code, data, ds_ok, hash, stderr, Scratch, Tr
 
 const LIVE: [&str; 4] = ["live/a.fdb", "live/b.fdb", "live/c/index.dat", "live/d.log"];
 
-/// Every complete version of each live file, as content hashes.
+/// Every version of each live file, as content hashes.
 type Versions = Arc<Mutex<HashMap<String, HashSet<u64>>>>;
 
-/// Changes the live files until `stop`, one operation at a time, recording each version.
-/// Operations: append, overwrite a stretch in the middle, rewrite whole (truncate then
-/// write), truncate to half.
-fn writer(src: Tree, versions: Versions, stop: Arc<AtomicBool>, seed: u32) -> u32 {
+/// Changes the live files until `stop`, one operation at a time, recording each version:
+/// append a page, rewrite a page in the middle, replace the whole file (a new file renamed
+/// over it, as editors and databases do), truncate to half.
+///
+/// Each operation is one system call that the kernel applies page-atomically, so every state
+/// a reader can see is a recorded version. A rewrite through `O_TRUNC` and a long `write`
+/// would not do: a writer preempted half-way leaves a half-written file whose size and mtime
+/// then hold still, which no copier can tell from a finished one (this suite saw it happen
+/// under load), so the test would be flaky rather than right.
+fn writer(
+    src: Tree,
+    spare: std::path::PathBuf,
+    versions: Versions,
+    stop: Arc<AtomicBool>,
+    seed: u32,
+) -> u32 {
     let mut contents: Vec<Vec<u8>> = LIVE.iter().map(|p| src.read(p)).collect();
     let mut ops = 0u32;
     while !stop.load(Ordering::Relaxed) {
@@ -33,21 +45,23 @@ fn writer(src: Tree, versions: Versions, stop: Arc<AtomicBool>, seed: u32) -> u3
         let v = seed.wrapping_mul(1000).wrapping_add(ops);
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         match (ops / LIVE.len() as u32) % 4 {
-            0 if c.len() < 6 << 20 => {
-                let more = data(v, 256 << 10);
+            0 => {
+                let more = data(v, 4096);
                 f.write_all_at(&more, c.len() as u64).unwrap();
                 c.extend_from_slice(&more);
             }
             1 if c.len() > 100_000 => {
-                let at = c.len() / 2;
-                let patch = data(v, 8192);
+                let at = c.len() / 2 / 4096 * 4096;
+                let patch = data(v, 4096);
                 f.write_all_at(&patch, at as u64).unwrap();
-                c[at..at + 8192].copy_from_slice(&patch);
+                c[at..at + 4096].copy_from_slice(&patch);
             }
             2 => {
                 drop(f);
                 *c = data(v, (3 << 20) + (v as usize % 7) * 100_000);
-                std::fs::write(&path, &*c).unwrap();
+                std::fs::write(&spare, &*c).unwrap();
+                #[allow(clippy::disallowed_methods)] // the user's program, not a destination
+                std::fs::rename(&spare, &path).unwrap();
             }
             _ => {
                 let half = c.len() / 2;
@@ -93,7 +107,8 @@ fn a_live_source_never_leaves_a_corrupt_file() {
         let stop = Arc::new(AtomicBool::new(false));
         let w = {
             let (src, versions, stop) = (src.clone(), versions.clone(), stop.clone());
-            std::thread::spawn(move || writer(src, versions, stop, round))
+            let spare = sc.path("writer-spare");
+            std::thread::spawn(move || writer(src, spare, versions, stop, round))
         };
         std::thread::sleep(Duration::from_millis(5));
         let args = [
