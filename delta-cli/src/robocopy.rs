@@ -31,8 +31,8 @@
 //!
 //! Exit code: robocopy's bitmask, 1 files copied, 2 extra entries in the destination (found
 //! or purged), 8 failures (including deletions stopped by a safety rail), 16 fatal (usage, a
-//! source that cannot be read). Type mismatches (a file where the source has a directory)
-//! are replaced by `/PURGE` and otherwise reported as failures, not as bit 4.
+//! source that cannot be read), and 4 for type mismatches (a directory in the destination
+//! where the source has a file), which `/PURGE` and `/MIR` replace.
 //!
 //! Safety: the core's rails stay on. Deletions that would remove more than half of the
 //! destination, empty it from an empty source, or reach into a file system's root (the
@@ -682,6 +682,9 @@ pub fn exit_code(r: &Report, xx: bool) -> u8 {
     if !xx && s.extra + s.deleted + s.deletes_skipped > 0 {
         code |= 2;
     }
+    if s.mismatched > 0 {
+        code |= 4;
+    }
     if s.errors + s.vanished > 0 || r.deletions_stopped.is_some() {
         code |= 8;
     }
@@ -914,13 +917,16 @@ impl RoboPrinter {
                 problem,
                 message,
             } => {
-                if !path.is_empty() && *problem != Problem::DeleteSkipped {
+                if !path.is_empty()
+                    && !matches!(problem, Problem::DeleteSkipped | Problem::Mismatch)
+                {
                     self.files_failed.fetch_add(1, Relaxed);
                 }
                 let what = match problem {
                     Problem::Vanished => "source file vanished",
                     Problem::Changing => "source file kept changing",
                     Problem::DeleteSkipped => "not deleted",
+                    Problem::Mismatch => "*MISMATCH",
                     _ => "failed",
                 };
                 self.error(&format!(

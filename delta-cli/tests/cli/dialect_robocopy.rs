@@ -190,6 +190,22 @@ fn extras_without_purge_set_bit_2_and_xx_hides_them() {
 }
 
 #[test]
+fn a_directory_where_the_source_has_a_file_is_a_mismatch() {
+    let s = Scratch::new();
+    let src = s.tree("src");
+    src.file("x", b"file");
+    let dst = s.tree("dst");
+    dst.file("x/inside", b"dir content");
+    let o = robocopy(&src, &dst, &["/e"], false);
+    // The directory's contents are extras (bit 2) as well.
+    expect_code(&o, 4 | 2, "bit 4: mismatch, not a failure");
+    assert!(dst.exists("x/inside"), "without /purge the directory stays");
+    let o = robocopy(&src, &dst, &["/mir"], false);
+    expect_code(&o, 1, "/mir replaces the mismatched directory");
+    assert!(!dst.exists("x/inside"));
+}
+
+#[test]
 fn without_s_or_e_only_the_top_directory() {
     let s = Scratch::new();
     let src = s.tree("src");

@@ -46,6 +46,9 @@ pub enum Problem {
     Changing,
     /// A deletion was not done (rails, `--max-delete`, earlier errors).
     DeleteSkipped,
+    /// The destination holds another kind of entry where the source has a directory or a file,
+    /// and this mode does not replace it (robocopy's "mismatch").
+    Mismatch,
 }
 
 /// Events delivered to the progress callback, from any worker thread.
@@ -117,6 +120,8 @@ pub struct Stats {
     pub vanished: u64,
     /// Deletions that were due but not done.
     pub deletes_skipped: u64,
+    /// Entries left alone because the destination has another kind of entry there.
+    pub mismatched: u64,
     /// `check`: entries missing from the destination.
     pub missing: u64,
     /// `check`: destination entries absent from the source.
@@ -199,6 +204,7 @@ pub(crate) struct Tally {
     pub(crate) errors: AtomicU64,
     pub(crate) vanished: AtomicU64,
     pub(crate) deletes_skipped: AtomicU64,
+    pub(crate) mismatched: AtomicU64,
     pub(crate) missing: AtomicU64,
     pub(crate) extra: AtomicU64,
     pub(crate) differ: AtomicU64,
@@ -223,6 +229,7 @@ impl Tally {
             Problem::Vanished => Self::add(&self.vanished, 1),
             Problem::DeleteSkipped => Self::add(&self.deletes_skipped, 1),
             Problem::Failed | Problem::Changing => Self::add(&self.errors, 1),
+            Problem::Mismatch => Self::add(&self.mismatched, 1),
         }
         let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
         if p.len() < 1000 {
@@ -248,6 +255,7 @@ impl Tally {
             errors: l(&self.errors),
             vanished: l(&self.vanished),
             deletes_skipped: l(&self.deletes_skipped),
+            mismatched: l(&self.mismatched),
             missing: l(&self.missing),
             extra: l(&self.extra),
             differ: l(&self.differ),

@@ -430,7 +430,7 @@ fn source_entry(
         if d.is_dir() && opts.mode != Mode::Sync {
             ctx.problem(
                 s.path(),
-                Problem::Failed,
+                Problem::Mismatch,
                 "a directory is in the way; only sync replaces a directory",
             );
             return;
@@ -781,7 +781,7 @@ fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, Sync
     let stats = ctx
         .tally
         .stats(st.src_entries, st.dst_entries, started.elapsed());
-    let outcome = if stats.errors > 0 {
+    let outcome = if stats.errors + stats.mismatched > 0 {
         Outcome::Partial
     } else if opts.mode == Mode::Check && (stats.missing + stats.extra + stats.differ) > 0 {
         Outcome::Differences
