@@ -37,11 +37,17 @@ pub enum Command {
     Delta(DeltaArgs),
     /// Rebuild NEWFILE from BASIS and DELTA (rdiff-compatible)
     Patch(PatchArgs),
-    /// rsync's command line: deltasync rsync [OPTIONS] SRC... DEST (see `deltasync rsync --help`)
-    #[command(disable_help_flag = true, disable_version_flag = true)]
+    #[command(
+        about = "rsync's command line: deltasync rsync [OPTIONS] SRC... DEST (see `deltasync rsync --help`)",
+        disable_help_flag = true,
+        disable_version_flag = true
+    )]
     Rsync(RawArgs),
-    /// robocopy's command line: deltasync robocopy SOURCE DEST [FILE...] [/OPTIONS] (see /?)
-    #[command(disable_help_flag = true, disable_version_flag = true)]
+    #[command(
+        about = "robocopy's command line: deltasync robocopy SOURCE DEST [FILE...] [/OPTIONS] (see /?)",
+        disable_help_flag = true,
+        disable_version_flag = true
+    )]
     Robocopy(RawArgs),
 }
 

@@ -9,7 +9,7 @@
 //! [`Signature`]: a weak rolling sum and a strong hash per block. The side holding the **new**
 //! file scans it against that signature ([`delta`]), on all cores, and emits a delta: copy
 //! commands for blocks the old file already has, literal bytes for the rest. The old side
-//! applies the delta ([`delta::apply`]) into a temporary file ([`replace`]) that is renamed
+//! applies the delta ([`delta::apply()`]) into a temporary file ([`replace`]) that is renamed
 //! into place only once complete (and, for native deltas, verified against the sender's
 //! whole-file hash).
 //!

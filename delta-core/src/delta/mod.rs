@@ -2,10 +2,10 @@
 //! rebuilding the new file from a basis and a delta.
 //!
 //! - [`index`]: the weak-sum lookup built from a signature;
-//! - [`search`]: the match loop over one range;
-//! - [`parallel`]: ranges on all cores, stitched into one command stream;
+//! - `search`: the match loop over one range;
+//! - `parallel`: ranges on all cores, stitched into one command stream;
 //! - [`encode`]: the librsync and native formats;
-//! - [`apply`]: streaming, bounded patching.
+//! - [`mod@apply`]: streaming, bounded patching.
 //!
 //! Uses [`crate::checksum`], [`crate::signature`] and [`crate::input`]; does no I/O of its own
 //! beyond the readers and writers it is given.
