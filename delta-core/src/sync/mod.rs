@@ -16,6 +16,7 @@
 
 mod dirs;
 mod pass;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -255,8 +256,17 @@ impl SyncJob {
         &self.opts
     }
 
-    /// Runs one pass.
+    /// Runs one pass from the local source path.
     pub fn run(&self) -> Result<crate::exec::Report, SyncError> {
         pass::run(self)
+    }
+
+    /// Runs one pass from `source` (for example a far tree through a session); the job's own
+    /// source path is not used.
+    pub fn run_from(
+        &self,
+        source: Box<dyn source::Source>,
+    ) -> Result<crate::exec::Report, SyncError> {
+        pass::run_from(self, source)
     }
 }

@@ -13,8 +13,10 @@ use crate::exec::transfer::{self, TransferError};
 use crate::filter::{UnixTime, Verdict};
 use crate::plan::merge::Side;
 use crate::plan::{decide, merge, Action, ChangeFlags, CompareOptions, Decision, Pair};
-use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, Walk, WalkBuilder};
+use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, WalkBuilder};
 use crate::tree::Tree;
+
+use super::source::{Listing, LocalSource, Source};
 
 use super::dirs::{contains, fs_root_refusal, is_fs_root, PendingDirs};
 use super::{Mode, SyncError, SyncJob};
@@ -29,7 +31,7 @@ struct Task {
 /// What every part of the pass shares.
 struct Ctx<'a> {
     job: &'a SyncJob,
-    src: Tree,
+    src: Box<dyn Source>,
     dst: Option<Tree>,
     compare: CompareOptions,
     meta: MetaOptions,
@@ -98,9 +100,8 @@ struct Leader {
     listed_ino: Option<u64>,
 }
 
+/// A pass from the local source tree at the job's source path.
 pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
-    let started = Instant::now();
-    let opts = &job.opts;
     let src_path = job.src.as_path();
     match std::fs::metadata(src_path) {
         Ok(m) if m.is_dir() => {}
@@ -121,6 +122,18 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
             })
         }
     }
+    check_overlap(src_path, &job.dst)?;
+    let src = LocalSource::open(src_path).map_err(|source| SyncError::Root {
+        path: src_path.into(),
+        source,
+    })?;
+    run_from(job, Box::new(src))
+}
+
+/// A pass from any source (a far one, through a session).
+pub(super) fn run_from(job: &SyncJob, src: Box<dyn Source>) -> Result<Report, SyncError> {
+    let started = Instant::now();
+    let opts = &job.opts;
     let dst_existed = match std::fs::metadata(&job.dst) {
         Ok(m) if m.is_dir() => true,
         Ok(_) => {
@@ -136,14 +149,12 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
             })
         }
     };
-    check_overlap(src_path, &job.dst)?;
     fn root_err(path: &Path) -> impl FnOnce(io::Error) -> SyncError + '_ {
         move |source| SyncError::Root {
             path: path.into(),
             source,
         }
     }
-    let src = Tree::open(src_path).map_err(root_err(src_path))?;
     let dst = if dst_existed {
         Some(Tree::open(&job.dst).map_err(root_err(&job.dst))?)
     } else if opts.dry_run || opts.mode == Mode::Check {
@@ -170,11 +181,7 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
 
     let filter = job.filter.clone();
     let descend: crate::scan::DescendFilter = Arc::new(move |p: &[u8], _| filter.descend(p));
-    let src_walk = WalkBuilder::new(src_path)
-        .follow_root_symlink(true)
-        .one_file_system(opts.one_file_system)
-        .descend_filter(Some(descend.clone()))
-        .build();
+    let src_walk = ctx.src.list(descend.clone(), opts.one_file_system);
     let dst_walk: Box<dyn Iterator<Item = Result<Entry, ScanError>> + Send> = if dst_existed {
         Box::new(
             WalkBuilder::new(&job.dst)
@@ -215,6 +222,8 @@ struct State {
     /// The last destination directory removed to make way for a non-directory: the
     /// destination walk, reading ahead, may still list what was in it, or fail to list it.
     replaced: Option<Box<[u8]>>,
+    /// The last source directory the filters excluded: its contents are skipped.
+    excluded_dir: Option<Box<[u8]>>,
 }
 
 impl State {
@@ -236,7 +245,7 @@ fn unix(e: &Entry) -> UnixTime {
 
 fn plan_and_dispatch(
     ctx: &Ctx<'_>,
-    src_walk: Walk,
+    src_walk: Listing,
     dst_walk: Box<dyn Iterator<Item = Result<Entry, ScanError>> + Send>,
     tx: &std::sync::mpsc::SyncSender<Task>,
     st: &mut State,
@@ -284,10 +293,22 @@ fn plan_and_dispatch(
             st.dst_entries += 1;
         }
         // Which side takes part: excluded source entries count as absent.
+        let mut excluded_dir: Option<Box<[u8]>> = None;
         let mut skip_src = false;
+        // Below a source directory the filters exclude nothing takes part, even if the
+        // source listed it (a far sender may list everything).
+        let s = s.filter(|s| {
+            !st.excluded_dir
+                .as_deref()
+                .is_some_and(|x| contains(x, s.path()))
+        });
         let s = s.filter(|s| !is_temp(s)).filter(|s| {
             if s.is_dir() {
-                return s.path().is_empty() || filter.dir_included(s.path());
+                let keep = s.path().is_empty() || filter.dir_included(s.path());
+                if !keep {
+                    excluded_dir = Some(s.path().into());
+                }
+                return keep;
             }
             match filter.file_verdict(s.path(), unix(s), s.size()) {
                 Verdict::Include => {}
@@ -302,6 +323,9 @@ fn plan_and_dispatch(
             skip_src |= !wanted;
             true
         });
+        if let Some(x) = excluded_dir.take() {
+            st.excluded_dir = Some(x);
+        }
         match (s, d) {
             (None, None) => {}
             (None, Some(d)) => destination_only(ctx, st, d),
@@ -616,7 +640,9 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
     } = task;
     let path = s.path();
     if decision.action == Action::Checksum {
-        let digests = transfer::file_digest(&ctx.src, path)
+        let digests = ctx
+            .src
+            .digest(path)
             .and_then(|a| transfer::file_digest(ctx.dst(), path).map(|b| a == b));
         match digests {
             Ok(true) if ctx.job.opts.mode == Mode::Check => {
@@ -665,10 +691,10 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
     if ctx.dry() {
         let old = d.as_ref().filter(|d| d.kind() == EntryKind::File);
         let estimate = match (old, ctx.dst.as_ref()) {
-            (Some(_), Some(dst)) => {
-                transfer::estimate(&ctx.src, dst, path, old, s.size(), &ctx.job.opts.transfer)
-                    .unwrap_or(s.size())
-            }
+            (Some(_), Some(dst)) => ctx
+                .src
+                .estimate(dst, path, old, s.size(), &ctx.job.opts.transfer)
+                .unwrap_or(s.size()),
             _ => s.size(),
         };
         Tally::add(counter, 1);
@@ -689,7 +715,10 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
         .filter(|d| d.kind() == EntryKind::File && !decision.replace);
     let mut topts = ctx.job.opts.transfer;
     topts.meta = ctx.meta;
-    match transfer::transfer_file(&ctx.src, ctx.dst(), path, &s, old, &topts, &progress) {
+    match ctx
+        .src
+        .transfer(ctx.dst(), path, &s, old, &topts, &progress)
+    {
         Ok(m) => {
             Tally::add(counter, 1);
             Tally::add(&ctx.tally.transferred, m.size);

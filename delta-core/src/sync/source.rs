@@ -1,0 +1,113 @@
+//! Where a pass reads its source from: a local tree ([`LocalSource`]), or a far deltasync
+//! over a session ([`crate::session::RemoteSource`]). The pass itself runs where the
+//! destination is, like rsync's receiver, so only the source needs this seam.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::exec::transfer::{self, Moved, TransferError, TransferOptions};
+use crate::scan::{DescendFilter, Entry, ScanError, WalkBuilder};
+use crate::tree::Tree;
+
+/// A source listing: entries in [`crate::scan::cmp_paths`] order, the root first.
+pub type Listing = Box<dyn Iterator<Item = Result<Entry, ScanError>> + Send>;
+
+/// A source tree as the pass sees it.
+pub trait Source: Send + Sync {
+    /// A description for messages (a path, or `host:path`).
+    fn describe(&self) -> String;
+
+    /// The listing, not entering directories `descend` refuses (a far source may enter them
+    /// anyway: the pass filters every entry again).
+    fn list(&self, descend: DescendFilter, one_file_system: bool) -> Listing;
+
+    /// Moves one file into the destination tree `dst` at `rel`, replacing `old` if given.
+    fn transfer(
+        &self,
+        dst: &Tree,
+        rel: &[u8],
+        entry: &Entry,
+        old: Option<&Entry>,
+        opts: &TransferOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Moved, TransferError>;
+
+    /// The whole-file hash of a source file (for `--checksum`), comparable with
+    /// [`transfer::file_digest`] of a destination file.
+    fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]>;
+
+    /// Bytes a transfer would move, for dry runs.
+    fn estimate(
+        &self,
+        dst: &Tree,
+        rel: &[u8],
+        old: Option<&Entry>,
+        size: u64,
+        opts: &TransferOptions,
+    ) -> io::Result<u64>;
+}
+
+/// A source on this machine.
+#[derive(Debug)]
+pub struct LocalSource {
+    root: PathBuf,
+    tree: Tree,
+}
+
+impl LocalSource {
+    /// Opens the tree at `root`.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        Ok(Self {
+            root: root.to_path_buf(),
+            tree: Tree::open(root)?,
+        })
+    }
+
+    /// The tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+impl Source for LocalSource {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&self, descend: DescendFilter, one_file_system: bool) -> Listing {
+        Box::new(
+            WalkBuilder::new(&self.root)
+                .follow_root_symlink(true)
+                .one_file_system(one_file_system)
+                .descend_filter(Some(descend))
+                .build(),
+        )
+    }
+
+    fn transfer(
+        &self,
+        dst: &Tree,
+        rel: &[u8],
+        entry: &Entry,
+        old: Option<&Entry>,
+        opts: &TransferOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Moved, TransferError> {
+        transfer::transfer_file(&self.tree, dst, rel, entry, old, opts, progress)
+    }
+
+    fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]> {
+        transfer::file_digest(&self.tree, rel)
+    }
+
+    fn estimate(
+        &self,
+        dst: &Tree,
+        rel: &[u8],
+        old: Option<&Entry>,
+        size: u64,
+        opts: &TransferOptions,
+    ) -> io::Result<u64> {
+        transfer::estimate(&self.tree, dst, rel, old, size, opts)
+    }
+}
