@@ -25,6 +25,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Internal: the far side of a session, started over ssh; speaks the protocol on stdin/stdout
+    #[command(hide = true)]
+    Server,
     /// Copy SRC's contents into DST; never delete (like rclone copy)
     Copy(TreeArgs),
     /// Make DST equal to SRC, deleting extraneous entries (like rclone sync, rsync -aH --delete)
@@ -113,6 +116,17 @@ pub struct TreeArgs {
     /// fsync every file before renaming it into place
     #[arg(long, help_heading = "Pass")]
     pub fsync: bool,
+    /// Remote shell used to start the far deltasync (default: ssh), e.g. "ssh -p 2222 -i key"
+    #[arg(
+        short = 'e',
+        long = "rsh",
+        value_name = "COMMAND",
+        help_heading = "Remote"
+    )]
+    pub rsh: Option<String>,
+    /// Path of deltasync on the far host (default: deltasync, found through its PATH)
+    #[arg(long, value_name = "PATH", help_heading = "Remote")]
+    pub remote_bin: Option<String>,
     /// Don't cross file-system boundaries in the source
     #[arg(short = 'x', long, help_heading = "Pass")]
     pub one_file_system: bool,
@@ -338,6 +352,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Copy(a) => crate::native::run(delta_core::sync::Mode::Copy, a),
         Command::Sync(a) => crate::native::run(delta_core::sync::Mode::Sync, a),
         Command::Check(a) => crate::native::run(delta_core::sync::Mode::Check, a),
+        Command::Server => crate::native::server(),
         Command::Signature(a) => crate::rdiff::signature(a),
         Command::Delta(a) => crate::rdiff::delta(a),
         Command::Patch(a) => crate::rdiff::patch(a),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use delta_core::exec::Event;
 use delta_core::filter::{RcloneFilterBuilder, TimeBase};
+use delta_core::session::RemoteSource;
 use delta_core::sync::{Mode, SyncBuilder};
+use delta_core::transport::{Duplex, Remote, SshCommand};
 
 use crate::args::TreeArgs;
 use crate::output::{Printer, Style};
@@ -75,6 +77,14 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
     };
     let printer = Arc::new(Printer::new(style, mode));
     let p = printer.clone();
+    let src_arg = a.src.to_string_lossy().into_owned();
+    let remote_src = Remote::parse(&src_arg);
+    if Remote::parse(&a.dst.to_string_lossy()).is_some() {
+        anyhow::bail!(
+            "pushing to a far destination ({}) is not supported yet; run deltasync on the destination host and pull from the source instead",
+            a.dst.display()
+        );
+    }
     let job = SyncBuilder::new(mode, &a.src, &a.dst)
         .filter(filter)
         .callback(Arc::new(move |e: &Event<'_>| p.event(e)))
@@ -105,7 +115,48 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             o.force_delete = a.force_delete;
         })
         .build()?;
-    let report = job.run()?;
+    let report = match remote_src {
+        None => job.run()?,
+        Some(remote) => {
+            let mut ssh = match &a.rsh {
+                Some(rsh) => SshCommand::with_rsh(rsh).map_err(anyhow::Error::msg)?,
+                None => SshCommand::default(),
+            };
+            if let Some(bin) = &a.remote_bin {
+                ssh.remote_bin = bin.clone();
+            }
+            let mut child = ssh.spawn(&remote, &["server".to_string()])?;
+            let duplex = child.duplex().expect("fresh child has its pipes");
+            let source = RemoteSource::connect(
+                duplex,
+                remote.path.as_bytes(),
+                mode,
+                a.dry_run,
+                src_arg.clone(),
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
+            })?;
+            let report = job.run_from(Box::new(source));
+            let _ = child.child.wait();
+            report?
+        }
+    };
     printer.finish(&report, a.stats);
     Ok(report.outcome.exit_code())
+}
+
+/// `deltasync server`: the far side of a session, on standard input and output.
+pub fn server() -> ExitCode {
+    let duplex = Duplex::new(std::io::stdin(), std::io::stdout());
+    match delta_core::session::serve(duplex) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("deltasync server: {e}");
+            }
+            ExitCode::from(12)
+        }
+    }
 }

@@ -58,6 +58,7 @@ pub mod plan;
 pub mod protocol;
 pub mod replace;
 pub mod scan;
+pub mod session;
 pub mod signature;
 pub mod sync;
 pub mod transport;

@@ -1,0 +1,66 @@
+//! Sessions between two deltasync processes over any [`Duplex`]: the handshake, the framed
+//! connection, and the two roles.
+//!
+//! The pass always runs where the destination is (the *receiver*), as rsync's generator and
+//! receiver do; the other side is the *sender*, which lists its tree and answers requests.
+//! - [`sender::serve_tree`]: the sender's side: a listing thread streams the tree while a
+//!   pool of workers answers requests (a delta against the signature the receiver sent, or
+//!   the whole file), each checked for changes while read.
+//! - [`RemoteSource`]: the receiver's view of a far sender, a
+//!   [`crate::sync::source::Source`]: many transfers in flight at once, each identified by its
+//!   request id, their replies routed by one reader thread.
+//! - [`serve`]: the entry point of `deltasync server`, the process started on the far side.
+//!
+//! Deadlock freedom: each side reads its input on a dedicated thread that never waits on its
+//! own writer; writers take a lock per whole frame. Memory is bounded by the per-request
+//! channels and the frame limit. Pushing (the far side as receiver) is not built yet.
+
+mod conn;
+mod remote;
+pub mod sender;
+
+use std::io;
+
+pub use conn::Conn;
+pub use remote::RemoteSource;
+
+use crate::protocol::{Message, ProtocolError, Role};
+use crate::transport::Duplex;
+
+/// Why a session failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// Reading or writing the connection failed.
+    #[error("connection: {0}")]
+    Io(#[from] io::Error),
+    /// The peer reported a fatal error.
+    #[error("far side: {0}")]
+    Peer(String),
+    /// The connection ended before the session did.
+    #[error("the connection closed unexpectedly ({0})")]
+    Closed(&'static str),
+    /// The peer sent a message that makes no sense here.
+    #[error("unexpected {0} message")]
+    Unexpected(&'static str),
+    /// Something this version does not do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Serves one session on the far side: answers the Hello, reads the job, and plays the role
+/// it names. Returns when the peer says it is done.
+pub fn serve(duplex: Duplex) -> Result<(), SessionError> {
+    let (conn, mut input, job) = conn::accept(duplex)?;
+    match job.role {
+        Role::Sender => sender::serve_tree(&conn, &mut input, &job),
+        Role::Receiver => {
+            let msg = "pushing to a far destination is not supported by this deltasync yet; pull instead (run it on the destination host)";
+            let _ = conn.send(&Message::Error(msg.into()));
+            Err(SessionError::Unsupported(msg.into()))
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! The receiver's view of a far sender: a [`Source`] whose listing and file data arrive over a
+//! session.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::checksum::FileHasher;
+use crate::delta::{apply, ApplyOptions, Basis};
+use crate::exec::meta::Meta;
+use crate::exec::transfer::{Moved, TransferError, TransferOptions};
+use crate::filter::Dialect;
+use crate::input::{Access, InputFile};
+use crate::protocol::{
+    DataStatus, DigestStatus, Job, ListChecker, Message, Request, Role, MAX_CHUNK,
+};
+use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
+use crate::signature::{Signature, SignatureFormat, SignatureOptions};
+use crate::sync::source::{Listing, Source};
+use crate::sync::Mode;
+use crate::transport::Duplex;
+use crate::tree::Tree;
+
+use super::conn::{connect, Conn, Input};
+use super::SessionError;
+
+/// A reply routed to the transfer that asked for it.
+enum Reply {
+    Chunk(Vec<u8>),
+    End(DataStatus),
+    Digest(DigestStatus),
+    /// The session is over; the text says why.
+    Lost(String),
+}
+
+struct Shared {
+    pending: Mutex<HashMap<u32, SyncSender<Reply>>>,
+    lost: Mutex<Option<String>>,
+}
+
+/// A far source tree reached through a session. Dropping it ends the session.
+pub struct RemoteSource {
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    listing: Mutex<Option<Receiver<Result<Entry, ScanError>>>>,
+    reader: Option<JoinHandle<()>>,
+    next_id: AtomicU32,
+    seed: u64,
+    describe: String,
+}
+
+impl std::fmt::Debug for RemoteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSource")
+            .field("describe", &self.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteSource {
+    /// Starts a session over `duplex` asking the far side to send the tree at `root`.
+    /// `describe` names it in messages (`host:path`).
+    pub fn connect(
+        duplex: Duplex,
+        root: &[u8],
+        mode: Mode,
+        dry_run: bool,
+        describe: String,
+    ) -> Result<Self, SessionError> {
+        let seed = crate::signature::random_seed();
+        let job = Job {
+            seed,
+            role: Role::Sender,
+            mode,
+            dry_run,
+            options: Vec::new(),
+            filter_dialect: Dialect::Rclone,
+            filter_args: Vec::new(),
+            root: root.to_vec(),
+        };
+        let (conn, input) = connect(duplex, &job)?;
+        let conn = Arc::new(conn);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            lost: Mutex::new(None),
+        });
+        let (ltx, lrx) = sync_channel(1 << 14);
+        let sh = shared.clone();
+        let reader = std::thread::spawn(move || read_loop(input, ltx, &sh));
+        Ok(Self {
+            conn,
+            shared,
+            listing: Mutex::new(Some(lrx)),
+            reader: Some(reader),
+            next_id: AtomicU32::new(1),
+            seed,
+            describe,
+        })
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.shared
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers a request id and its reply channel.
+    fn register(&self) -> Result<(u32, Receiver<Reply>), TransferError> {
+        if let Some(why) = self.lost() {
+            return Err(lost_err(&why));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = sync_channel(16);
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        Ok((id, rx))
+    }
+
+    fn send(&self, m: &Message) -> Result<(), TransferError> {
+        self.conn.send(m).map_err(|e| lost_err(&e.to_string()))
+    }
+
+    /// One request and its reply: the new file into `out` (a delta applied against `basis`,
+    /// or the raw data), checked against the sender's whole-file hash.
+    fn fetch(
+        &self,
+        rel: &[u8],
+        size_hint: u64,
+        basis: Option<(&Signature, &InputFile)>,
+        out: &mut std::fs::File,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Fetched, TransferError> {
+        let (id, rx) = self.register()?;
+        self.send(&Message::Request(Request {
+            id,
+            path: rel.to_vec(),
+            size_hint,
+            signature: basis.is_some(),
+        }))?;
+        if let Some((sig, _)) = basis {
+            for chunk in sig.to_bytes().chunks(MAX_CHUNK) {
+                self.send(&Message::SigChunk {
+                    id,
+                    bytes: chunk.to_vec(),
+                })?;
+            }
+            self.send(&Message::SigEnd { id })?;
+        }
+        match basis {
+            None => {
+                let mut hasher = FileHasher::new(self.seed);
+                let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
+                let status = loop {
+                    match rx.recv() {
+                        Ok(Reply::Chunk(b)) => {
+                            hasher.update(&b);
+                            w.write_all(&b).map_err(|e| TransferError::Io {
+                                op: "write temporary",
+                                source: e,
+                            })?;
+                            progress(b.len() as u64);
+                        }
+                        Ok(Reply::End(s)) => break s,
+                        Ok(Reply::Lost(why)) => return Err(lost_err(&why)),
+                        Ok(Reply::Digest(_)) | Err(_) => {
+                            return Err(lost_err("reply stream broken"))
+                        }
+                    }
+                };
+                w.flush().map_err(|e| TransferError::Io {
+                    op: "write temporary",
+                    source: e,
+                })?;
+                drop(w);
+                finish_status(status, Some(hasher.finish()), 0)
+            }
+            Some((_, old)) => {
+                let basis = match old.as_slice() {
+                    Some(s) => Basis::Slice(s),
+                    None => Basis::File(old),
+                };
+                let mut reader = ReplyReader {
+                    rx: &rx,
+                    buf: Vec::new(),
+                    pos: 0,
+                    end: None,
+                    progress,
+                };
+                let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
+                let applied = apply(basis, &mut reader, &mut w, &ApplyOptions::default());
+                let flushed = w.flush();
+                // Drain to the end of this transfer whatever happened, so the reply routing
+                // stays in step.
+                let status = reader.finish()?;
+                match (applied, status) {
+                    (_, DataStatus::Ok { .. }) if flushed.is_err() => Err(TransferError::Io {
+                        op: "write temporary",
+                        source: flushed.unwrap_err(),
+                    }),
+                    (Ok(st), status @ DataStatus::Ok { .. }) => {
+                        finish_status(status, None, st.copied_bytes)
+                    }
+                    (Err(e), DataStatus::Ok { .. }) => Err(TransferError::Apply(e)),
+                    (_, status) => finish_status(status, None, 0),
+                }
+            }
+        }
+    }
+}
+
+/// What a fetch established.
+struct Fetched {
+    size: u64,
+    mtime: crate::scan::Timestamp,
+    matched: u64,
+}
+
+fn lost_err(why: &str) -> TransferError {
+    TransferError::Io {
+        op: "session",
+        source: io::Error::new(io::ErrorKind::ConnectionAborted, why.to_string()),
+    }
+}
+
+/// Maps the sender's end status; `computed` is our hash of raw data, checked against its.
+fn finish_status(
+    status: DataStatus,
+    computed: Option<[u8; 16]>,
+    matched: u64,
+) -> Result<Fetched, TransferError> {
+    match status {
+        DataStatus::Ok {
+            file_hash,
+            size,
+            mtime,
+        } => {
+            if computed.is_some_and(|h| h != file_hash) {
+                return Err(TransferError::Apply(crate::ApplyError::HashMismatch));
+            }
+            Ok(Fetched {
+                size,
+                mtime,
+                matched,
+            })
+        }
+        DataStatus::Changed(d) => Err(TransferError::Changing {
+            detail: d,
+            tries: 1,
+        }),
+        DataStatus::Vanished => Err(TransferError::Vanished),
+        DataStatus::Failed(m) => Err(TransferError::Io {
+            op: "far side",
+            source: io::Error::other(m),
+        }),
+    }
+}
+
+/// Reads `Reply::Chunk`s of one transfer as a byte stream, remembering its end status.
+struct ReplyReader<'a> {
+    rx: &'a Receiver<Reply>,
+    buf: Vec<u8>,
+    pos: usize,
+    end: Option<DataStatus>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl ReplyReader<'_> {
+    fn finish(&mut self) -> Result<DataStatus, TransferError> {
+        loop {
+            if let Some(s) = self.end.take() {
+                return Ok(s);
+            }
+            match self.rx.recv() {
+                Ok(Reply::Chunk(_)) => {}
+                Ok(Reply::End(s)) => return Ok(s),
+                Ok(Reply::Lost(why)) => return Err(lost_err(&why)),
+                Ok(Reply::Digest(_)) | Err(_) => return Err(lost_err("reply stream broken")),
+            }
+        }
+    }
+}
+
+impl Read for ReplyReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.end.is_some() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Reply::Chunk(b)) => {
+                    (self.progress)(b.len() as u64);
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Ok(Reply::End(s)) => {
+                    self.end = Some(s);
+                    return Ok(0);
+                }
+                Ok(Reply::Lost(why)) => {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, why))
+                }
+                Ok(Reply::Digest(_)) | Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "reply stream broken",
+                    ))
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The one reader: listing entries to the listing channel, replies to their transfers.
+fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, shared: &Shared) {
+    let mut listing = Some(listing);
+    let mut checker = ListChecker::new();
+    let why = loop {
+        let msg = match input.next() {
+            Ok(Some(m)) => m,
+            Ok(None) => break "the far side closed the connection".to_string(),
+            Err(e) => break e.to_string(),
+        };
+        let route = |id: u32, reply: Reply, last: bool| {
+            let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = if last {
+                p.remove(&id)
+            } else {
+                p.get(&id).cloned()
+            };
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send(reply);
+                    Ok(())
+                }
+                None => Err(format!("reply for unknown request {id}")),
+            }
+        };
+        let r = match msg {
+            Message::Entries(batch) => {
+                let mut r = Ok(());
+                for e in batch {
+                    if let Err(err) = checker.check(&e) {
+                        r = Err(format!("bad file list from the far side: {err}"));
+                        break;
+                    }
+                    if let Some(l) = &listing {
+                        let _ = l.send(Ok(e));
+                    }
+                }
+                r
+            }
+            Message::ScanProblem(p) => {
+                if let Some(l) = &listing {
+                    let kind = if p.vanished {
+                        ScanErrorKind::Vanished
+                    } else {
+                        ScanErrorKind::Io {
+                            op: crate::scan::ScanOp::Stat,
+                            errno: 0,
+                        }
+                    };
+                    let _ = l.send(Err(ScanError {
+                        path: p.path.into(),
+                        kind,
+                    }));
+                }
+                Ok(())
+            }
+            Message::ListEnd => {
+                listing = None;
+                Ok(())
+            }
+            Message::DataChunk { id, bytes } => route(id, Reply::Chunk(bytes), false),
+            Message::DataEnd { id, status } => route(id, Reply::End(status), true),
+            Message::DigestReply { id, status } => route(id, Reply::Digest(status), true),
+            Message::Error(e) => Err(format!("far side: {e}")),
+            other => Err(format!(
+                "unexpected {} message",
+                other.message_type().name()
+            )),
+        };
+        if let Err(why) = r {
+            break why;
+        }
+    };
+    if let Some(l) = listing.take() {
+        let _ = l.send(Err(ScanError {
+            path: Box::default(),
+            kind: ScanErrorKind::Io {
+                op: crate::scan::ScanOp::ReadDir,
+                errno: libc::ECONNABORTED,
+            },
+        }));
+    }
+    *shared.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+    for (_, tx) in shared
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+    {
+        let _ = tx.send(Reply::Lost(why.clone()));
+    }
+}
+
+impl Source for RemoteSource {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn list(&self, _descend: DescendFilter, _one_file_system: bool) -> Listing {
+        let rx = self
+            .listing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match rx {
+            Some(rx) => Box::new(rx.into_iter()),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn transfer(
+        &self,
+        dst: &Tree,
+        rel: &[u8],
+        entry: &Entry,
+        old: Option<&Entry>,
+        opts: &TransferOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Moved, TransferError> {
+        let mut tries = 0;
+        let mut whole = false;
+        loop {
+            tries += 1;
+            let mut tmp = dst.temp_beside(rel).map_err(|e| TransferError::Io {
+                op: "create temporary",
+                source: e,
+            })?;
+            // Over the network a delta pays whenever there is an old file worth reading.
+            let basis = match old {
+                Some(o) if !whole && o.size() >= opts.delta_min_size.min(64 << 10) => {
+                    let f = dst.open_read(rel).map_err(|e| TransferError::Io {
+                        op: "open old file",
+                        source: e,
+                    })?;
+                    let input =
+                        InputFile::from_file(f, Access::Owned).map_err(|e| TransferError::Io {
+                            op: "open old file",
+                            source: e,
+                        })?;
+                    let sig_opts = SignatureOptions {
+                        seed: Some(self.seed),
+                        ..SignatureOptions::new(SignatureFormat::Native)
+                    };
+                    let sig = match input.as_slice() {
+                        Some(s) => Signature::from_slice(s, &sig_opts),
+                        None => Signature::from_reader(
+                            &mut io::BufReader::new(input.file().try_clone().map_err(|e| {
+                                TransferError::Io {
+                                    op: "open old file",
+                                    source: e,
+                                }
+                            })?),
+                            &sig_opts,
+                        ),
+                    }
+                    .map_err(|e| TransferError::Io {
+                        op: "signature of old file",
+                        source: io::Error::other(e),
+                    })?;
+                    Some((sig, input))
+                }
+                _ => None,
+            };
+            let fetched = self.fetch(
+                rel,
+                entry.size(),
+                basis.as_ref().map(|(s, i)| (s, i)),
+                tmp.file(),
+                progress,
+            );
+            match fetched {
+                Ok(f) => {
+                    let meta = Meta {
+                        mode: entry.mode(),
+                        uid: entry.uid(),
+                        gid: entry.gid(),
+                        mtime: f.mtime,
+                        kind: entry.kind(),
+                    };
+                    crate::exec::meta::apply_fd(tmp.file().as_fd(), &meta, &opts.meta).map_err(
+                        |e| TransferError::Io {
+                            op: "set metadata",
+                            source: e,
+                        },
+                    )?;
+                    if opts.fsync {
+                        tmp.file().sync_all().map_err(|e| TransferError::Io {
+                            op: "fsync",
+                            source: e,
+                        })?;
+                    }
+                    tmp.commit().map_err(|e| TransferError::Io {
+                        op: "rename into place",
+                        source: e,
+                    })?;
+                    return Ok(Moved {
+                        size: f.size,
+                        literal: f.size - f.matched,
+                        matched: f.matched,
+                        mtime: f.mtime,
+                    });
+                }
+                // A rebuilt file failing verification is fetched again whole, once.
+                Err(TransferError::Apply(_)) if !whole && basis.is_some() => whole = true,
+                Err(TransferError::Changing { detail, .. }) if tries <= opts.retries => {
+                    let _ = detail;
+                    std::thread::sleep(opts.retry_wait);
+                }
+                Err(TransferError::Changing { detail, .. }) => {
+                    return Err(TransferError::Changing { detail, tries })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]> {
+        let (id, rx) = self
+            .register()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.send(&Message::Digest {
+            id,
+            path: rel.to_vec(),
+        })
+        .map_err(|e| io::Error::other(e.to_string()))?;
+        match rx.recv() {
+            Ok(Reply::Digest(DigestStatus::Ok(h))) => Ok(h),
+            Ok(Reply::Digest(DigestStatus::Vanished)) => {
+                Err(io::Error::new(io::ErrorKind::NotFound, "vanished"))
+            }
+            Ok(Reply::Digest(DigestStatus::Failed(m))) => Err(io::Error::other(m)),
+            Ok(Reply::Lost(why)) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, why)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "reply stream broken",
+            )),
+        }
+    }
+
+    fn estimate(
+        &self,
+        _dst: &Tree,
+        _rel: &[u8],
+        _old: Option<&Entry>,
+        size: u64,
+        _opts: &TransferOptions,
+    ) -> io::Result<u64> {
+        // A dry run does not ask the far side for deltas: the whole size is the upper bound.
+        Ok(size)
+    }
+}
+
+impl Drop for RemoteSource {
+    fn drop(&mut self) {
+        let _ = self.conn.send(&Message::Done);
+        if let Some(r) = self.reader.take() {
+            // The far side closes after Done; the reader then ends.
+            let _ = r.join();
+        }
+    }
+}

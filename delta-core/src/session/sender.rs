@@ -1,0 +1,355 @@
+//! The sending side of a session: streams the listing of its tree and answers requests for
+//! files (a delta against the receiver's signature, or the whole file) and digests.
+//!
+//! # Security
+//! Every path comes from the peer and is opened through [`Tree`], beneath the root and
+//! without following links; signatures are capped at [`MAX_SIGNATURE`] bytes and parsed with
+//! the signature limits; a request id in flight twice, a chunk for an unknown id or an
+//! unexpected message ends the session with an error.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Mutex;
+
+use crate::checksum::FileHasher;
+use crate::delta::{delta_file, BlockIndex, DeltaOptions};
+use crate::input::{Access, InputFile};
+use crate::protocol::{
+    DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, MAX_CHUNK, MAX_SIGNATURE,
+};
+use crate::scan::{Timestamp, WalkBuilder};
+use crate::signature::{Signature, SignatureLimits};
+use crate::tree::Tree;
+
+use super::conn::{Conn, Input};
+use super::SessionError;
+
+/// Workers answering requests at once.
+const WORKERS: usize = 4;
+
+enum Work {
+    File {
+        id: u32,
+        path: Vec<u8>,
+        sig: Option<Signature>,
+    },
+    Digest {
+        id: u32,
+        path: Vec<u8>,
+    },
+}
+
+/// Serves the tree named by the job until the receiver is done.
+pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), SessionError> {
+    let root = PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
+    let tree = match Tree::open(&root) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!("cannot open source {}: {e}", root.display());
+            let _ = conn.send(&Message::Error(msg.clone()));
+            return Err(SessionError::Peer(msg));
+        }
+    };
+    let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        s.spawn(|| send_listing(conn, &root));
+        for _ in 0..WORKERS {
+            s.spawn(|| work(conn, &tree, job.seed, &rx));
+        }
+        let r = read_requests(input, &tx);
+        drop(tx);
+        r
+    })
+}
+
+fn read_requests(
+    input: &mut Input,
+    tx: &std::sync::mpsc::SyncSender<Work>,
+) -> Result<(), SessionError> {
+    let mut sigs: HashMap<u32, (Vec<u8>, Vec<u8>)> = HashMap::new();
+    loop {
+        match input.next()? {
+            None => {
+                return Err(SessionError::Closed(
+                    "the receiver left without saying it was done",
+                ))
+            }
+            Some(Message::Done) => return Ok(()),
+            Some(Message::Error(e)) => return Err(SessionError::Peer(e)),
+            Some(Message::Request(r)) => {
+                if r.signature {
+                    if sigs.insert(r.id, (r.path, Vec::new())).is_some() {
+                        return Err(SessionError::Unexpected("duplicate request id"));
+                    }
+                } else if tx
+                    .send(Work::File {
+                        id: r.id,
+                        path: r.path,
+                        sig: None,
+                    })
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            Some(Message::SigChunk { id, bytes }) => {
+                let (_, buf) = sigs
+                    .get_mut(&id)
+                    .ok_or(SessionError::Unexpected("signature chunk for no request"))?;
+                if (buf.len() + bytes.len()) as u64 > MAX_SIGNATURE {
+                    return Err(SessionError::Unsupported(format!(
+                        "signature for request {id} exceeds {MAX_SIGNATURE} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&bytes);
+            }
+            Some(Message::SigEnd { id }) => {
+                let (path, bytes) = sigs
+                    .remove(&id)
+                    .ok_or(SessionError::Unexpected("signature end for no request"))?;
+                let sig =
+                    Signature::from_bytes(&bytes, &SignatureLimits::default()).map_err(|e| {
+                        SessionError::Unsupported(format!("bad signature for request {id}: {e}"))
+                    })?;
+                if tx
+                    .send(Work::File {
+                        id,
+                        path,
+                        sig: Some(sig),
+                    })
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            Some(Message::Digest { id, path }) => {
+                if tx.send(Work::Digest { id, path }).is_err() {
+                    return Ok(());
+                }
+            }
+            Some(other) => return Err(SessionError::Unexpected(other.message_type().name())),
+        }
+    }
+}
+
+fn send_listing(conn: &Conn, root: &std::path::Path) {
+    let mut batcher = EntryBatcher::new();
+    let flush = |b: &mut EntryBatcher| {
+        b.take()
+            .map_or(Ok(()), |batch| conn.send(&Message::Entries(batch)))
+    };
+    for item in WalkBuilder::new(root).follow_root_symlink(true).build() {
+        let r = match item {
+            Ok(e) => match batcher.push(e) {
+                Ok(Some(batch)) => conn.send(&Message::Entries(batch)),
+                Ok(None) => Ok(()),
+                // An entry the protocol cannot carry (an over-long path) is reported instead.
+                Err(e) => flush(&mut batcher).and_then(|_| {
+                    conn.send(&Message::ScanProblem(ScanProblem {
+                        path: Vec::new(),
+                        vanished: false,
+                        message: e.to_string(),
+                    }))
+                }),
+            },
+            Err(e) => flush(&mut batcher).and_then(|_| {
+                conn.send(&Message::ScanProblem(ScanProblem {
+                    path: e.path.to_vec(),
+                    vanished: e.is_vanished(),
+                    message: e.to_string(),
+                }))
+            }),
+        };
+        if r.is_err() {
+            return;
+        }
+    }
+    let _ = flush(&mut batcher).and_then(|_| conn.send(&Message::ListEnd));
+}
+
+fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
+    loop {
+        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let r = match job {
+            Err(_) => return,
+            Ok(Work::File { id, path, sig }) => {
+                let status = send_file(conn, tree, seed, id, &path, sig.as_ref());
+                status.and_then(|status| conn.send(&Message::DataEnd { id, status }))
+            }
+            Ok(Work::Digest { id, path }) => {
+                let status = match crate::exec::transfer::file_digest(tree, &path) {
+                    Ok(h) => DigestStatus::Ok(h),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => DigestStatus::Vanished,
+                    Err(e) => DigestStatus::Failed(e.to_string()),
+                };
+                conn.send(&Message::DigestReply { id, status })
+            }
+        };
+        if r.is_err() {
+            return;
+        }
+    }
+}
+
+fn snapshot(f: &std::fs::File) -> io::Result<(u64, Timestamp)> {
+    let m = f.metadata()?;
+    Ok((
+        m.size(),
+        Timestamp {
+            sec: m.mtime(),
+            nsec: m.mtime_nsec() as u32,
+        },
+    ))
+}
+
+/// Sends one file's data; the returned status ends it. Connection failures are `Err`.
+fn send_file(
+    conn: &Conn,
+    tree: &Tree,
+    seed: u64,
+    id: u32,
+    path: &[u8],
+    sig: Option<&Signature>,
+) -> Result<DataStatus, SessionError> {
+    let file = match tree.open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DataStatus::Vanished),
+        Err(e) => return Ok(DataStatus::Failed(format!("open: {e}"))),
+    };
+    let before = match snapshot(&file) {
+        Ok(s) => s,
+        Err(e) => return Ok(DataStatus::Failed(format!("stat: {e}"))),
+    };
+    let mut out = ChunkWriter {
+        conn,
+        id,
+        buf: Vec::with_capacity(MAX_CHUNK),
+        failed: None,
+    };
+    let hash = match sig {
+        Some(sig) => {
+            let input = match file
+                .try_clone()
+                .and_then(|f| InputFile::from_file(f, Access::Live))
+            {
+                Ok(i) => i,
+                Err(e) => return Ok(DataStatus::Failed(format!("open: {e}"))),
+            };
+            match delta_file(
+                sig,
+                &BlockIndex::new(sig),
+                &input,
+                &mut out,
+                &DeltaOptions::default(),
+            ) {
+                Ok(st) => st.file_hash,
+                Err(crate::DeltaError::SourceTruncated { expected, got }) => {
+                    return out.done().map(|_| {
+                        DataStatus::Changed(format!(
+                            "shrank from {expected} to {got} bytes while read"
+                        ))
+                    })
+                }
+                Err(e) => return out.done().map(|_| DataStatus::Failed(e.to_string())),
+            }
+        }
+        None => {
+            let mut h = FileHasher::new(seed);
+            let mut buf = vec![0u8; MAX_CHUNK / 2];
+            let mut pos = 0u64;
+            while pos < before.0 {
+                let want = ((before.0 - pos) as usize).min(buf.len());
+                let n = match crate::input::read_full_at(&file, &mut buf[..want], pos) {
+                    Ok(n) => n,
+                    Err(e) => return out.done().map(|_| DataStatus::Failed(format!("read: {e}"))),
+                };
+                if n < want {
+                    return out.done().map(|_| {
+                        DataStatus::Changed(format!(
+                            "shrank to {} bytes while read",
+                            pos + n as u64
+                        ))
+                    });
+                }
+                h.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .map_err(|e| out.failed.take().unwrap_or_else(|| e.into()))?;
+                pos += n as u64;
+            }
+            Some(h.finish())
+        }
+    };
+    out.done()?;
+    match snapshot(&file) {
+        Ok(after) if after == before => {}
+        Ok(after) => {
+            return Ok(DataStatus::Changed(format!(
+                "size {} → {}, mtime moved: {}",
+                before.0,
+                after.0,
+                before.1 != after.1
+            )))
+        }
+        Err(e) => return Ok(DataStatus::Failed(format!("stat: {e}"))),
+    }
+    let Some(file_hash) = hash else {
+        return Ok(DataStatus::Failed(
+            "a delta against a non-native signature carries no file hash".into(),
+        ));
+    };
+    Ok(DataStatus::Ok {
+        file_hash,
+        size: before.0,
+        mtime: before.1,
+    })
+}
+
+/// Turns written bytes into `DataChunk` frames.
+struct ChunkWriter<'a> {
+    conn: &'a Conn,
+    id: u32,
+    buf: Vec<u8>,
+    failed: Option<SessionError>,
+}
+
+impl ChunkWriter<'_> {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX_CHUNK));
+        self.conn
+            .send(&Message::DataChunk { id: self.id, bytes })
+            .map_err(|e| {
+                let err = io::Error::new(io::ErrorKind::BrokenPipe, e.to_string());
+                self.failed = Some(e);
+                err
+            })
+    }
+
+    fn done(&mut self) -> Result<(), SessionError> {
+        self.send()
+            .map_err(|e| self.failed.take().unwrap_or_else(|| e.into()))
+    }
+}
+
+impl Write for ChunkWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = MAX_CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == MAX_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
