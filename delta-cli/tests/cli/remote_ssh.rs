@@ -1,0 +1,357 @@
+//! Pulling from a far tree: through a stand-in remote shell (fast, every run) and through a
+//! real OpenSSH server on 127.0.0.1 that the test starts with throwaway host and user keys.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    assert_same, bin, code, data, ds, full_tree, require, s, stderr, Listing, Scratch, Tree,
+};
+
+/// A remote shell that ignores the host and runs the remote command here.
+fn fake_rsh(scratch: &Scratch) -> PathBuf {
+    let p = scratch.path("fake-rsh");
+    fs::write(&p, "#!/bin/sh\nshift\nexec sh -c \"$1\"\n").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn pull(rsh: &str, cmd: &str, src: &Tree, dst: &Tree, extra: &[&str]) -> std::process::Output {
+    let from = format!("somehost:{}", src.arg());
+    let mut args = vec![
+        cmd,
+        &from,
+        dst.arg(),
+        "-e",
+        rsh,
+        "--remote-bin",
+        s(bin_path()),
+    ];
+    args.extend_from_slice(extra);
+    ds(&args)
+}
+
+fn bin_path() -> &'static Path {
+    Box::leak(bin().into_boxed_path())
+}
+
+#[test]
+fn pull_copy_sync_check_through_a_remote_shell() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let rsh = s(&rsh);
+    let src = sc.tree("src");
+    full_tree(&src);
+    let dst = sc.tree("dst");
+    let o = pull(rsh, "copy", &src, &dst, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "after a pull",
+    );
+
+    // Changes on the far side: a large file is updated by delta, extras are deleted by sync.
+    let big = data(9, 3 << 20);
+    src.file("huge.bin", &big);
+    assert_eq!(code(&pull(rsh, "sync", &src, &dst, &[])), 0);
+    let mut changed = big.clone();
+    changed[1 << 20] ^= 1;
+    changed.extend_from_slice(b"appended");
+    src.replace("huge.bin", &changed);
+    dst.file("extra", "x");
+    let o = pull(rsh, "sync", &src, &dst, &["--stats"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let literal: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Literal data: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        literal < 1 << 20,
+        "a small change moves little over the wire: {out}"
+    );
+    assert!(!dst.exists("extra"));
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "after sync",
+    );
+
+    // Running the same command twice transfers nothing the second time.
+    let o = pull(rsh, "sync", &src, &dst, &["--stats"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Files transferred: 0"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(code(&pull(rsh, "check", &src, &dst, &[])), 0);
+    dst.replace("a.txt", "different content!!");
+    assert_eq!(code(&pull(rsh, "check", &src, &dst, &["--checksum"])), 1);
+}
+
+#[test]
+fn filters_and_dry_run_work_across_the_session() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let src = sc.tree("src");
+    src.file("a.dat", "a")
+        .file("index1.dat", "i")
+        .file("db.fdb", "d")
+        .file("sub/b.dat", "b");
+    let dst = sc.tree("dst");
+    let o = pull(s(&rsh), "copy", &src, &dst, &["--filter", "- *.fdb", "-n"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!dst.exists("a.dat"), "dry run writes nothing");
+    let o = pull(s(&rsh), "copy", &src, &dst, &["--filter", "- *.fdb"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        Listing::of(&dst.root).files(),
+        ["a.dat", "index1.dat", "sub/b.dat"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+}
+
+#[test]
+fn a_missing_far_binary_or_source_is_a_clear_error() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let src = sc.tree("src");
+    src.file("a", "a");
+    let dst = sc.tree("dst");
+    let from = format!("h:{}", src.arg());
+    let o = ds(&[
+        "copy",
+        &from,
+        dst.arg(),
+        "-e",
+        s(&rsh),
+        "--remote-bin",
+        "/nonexistent/deltasync",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("is deltasync installed there"),
+        "{}",
+        stderr(&o)
+    );
+    let from = format!("h:{}/missing", src.arg());
+    let o = ds(&[
+        "copy",
+        &from,
+        dst.arg(),
+        "-e",
+        s(&rsh),
+        "--remote-bin",
+        s(bin_path()),
+    ]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("cannot open source"), "{}", stderr(&o));
+    let to = format!("h:{}", dst.arg());
+    let o = ds(&["copy", src.arg(), &to, "-e", s(&rsh)]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+}
+
+/// An OpenSSH server on 127.0.0.1 with throwaway keys, stopped on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn start_sshd(sc: &Scratch) -> Sshd {
+    let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            require("sshd");
+            unreachable!()
+        });
+    require("ssh");
+    require("ssh-keygen");
+    // Privilege separation needs this directory.
+    let _ = fs::create_dir_all("/run/sshd");
+    let dir = sc.path("ssh");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    keygen(&dir.join("host"));
+    keygen(&dir.join("user"));
+    fs::copy(dir.join("user.pub"), dir.join("authorized_keys")).unwrap();
+    fs::set_permissions(
+        dir.join("authorized_keys"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    for attempt in 0..20u16 {
+        let port = 20000 + (std::process::id() as u16 % 20000) + attempt * 7;
+        let config = dir.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nStrictModes no\nUsePAM no\nPidFile none\nLogLevel ERROR\n",
+                dir.join("host").display(),
+                dir.join("authorized_keys").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(&sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Sshd {
+                    child,
+                    port,
+                    key: dir.join("user"),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start sshd on 127.0.0.1");
+}
+
+#[test]
+fn pull_through_a_real_openssh_server_on_loopback() {
+    let sc = Scratch::new();
+    let sshd = start_sshd(&sc);
+    let rsh = format!(
+        "ssh -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+        sshd.port,
+        sshd.key.display()
+    );
+    let src = sc.tree("src");
+    full_tree(&src);
+    src.file("big.dat", data(11, 2 << 20));
+    let dst = sc.tree("dst");
+    let from = format!("127.0.0.1:{}", src.arg());
+    let o = ds(&[
+        "sync",
+        &from,
+        dst.arg(),
+        "-e",
+        &rsh,
+        "--remote-bin",
+        s(bin_path()),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "pulled over ssh",
+    );
+    let o = ds(&[
+        "check",
+        &from,
+        dst.arg(),
+        "-e",
+        &rsh,
+        "--remote-bin",
+        s(bin_path()),
+        "--checksum",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // The connection is killed mid-transfer: a clear error, no partial file, and the rerun
+    // completes.
+    for i in 0..8 {
+        src.file(&format!("slow/{i}.bin"), data(20 + i, 4 << 20));
+    }
+    let mut child = Command::new(bin())
+        .args([
+            "sync",
+            &from,
+            dst.arg(),
+            "-e",
+            &rsh,
+            "--remote-bin",
+            s(bin_path()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dst.exists("slow") && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Kill every ssh client of this session: the connection drops under deltasync.
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("^ssh -p {} ", sshd.port)])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).is_empty(),
+            "a failure says why"
+        );
+    }
+    for i in 0..8 {
+        let p = format!("slow/{i}.bin");
+        if dst.exists(&p) {
+            assert!(
+                dst.read(&p) == src.read(&p),
+                "{p} is either absent or complete"
+            );
+        }
+    }
+    let o = ds(&[
+        "sync",
+        &from,
+        dst.arg(),
+        "-e",
+        &rsh,
+        "--remote-bin",
+        s(bin_path()),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "rerun after the kill",
+    );
+}
