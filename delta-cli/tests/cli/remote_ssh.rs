@@ -301,7 +301,7 @@ fn pull_through_a_real_openssh_server_on_loopback() {
     for i in 0..8 {
         src.file(&format!("slow/{i}.bin"), data(20 + i, 4 << 20));
     }
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args([
             "sync",
             &from,
