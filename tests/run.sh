@@ -29,7 +29,10 @@ echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
 echo "==> cargo test"
-cargo test --workspace
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
+rm -f "$log"
 
 echo "==> fuzz targets (short bounded runs)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -43,3 +46,4 @@ if [ -d fuzz/fuzz_targets ]; then
   done
 fi
 echo "==> all checks passed"
+echo "tests: ${passed} passed, ${failed} failed"

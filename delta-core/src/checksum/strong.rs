@@ -48,6 +48,54 @@ impl StrongKind {
     }
 }
 
+impl StrongKind {
+    /// Hashes each consecutive `block_len`-byte block of `data` (all of them full), writing
+    /// `strong_len` digest bytes per block into `out`. MD4 and BLAKE2b use their multi-lane
+    /// kernels, so a run of blocks costs far less than hashing them one by one.
+    pub fn hash_blocks(
+        self,
+        seed: u64,
+        data: &[u8],
+        block_len: usize,
+        strong_len: usize,
+        out: &mut [u8],
+    ) {
+        debug_assert_eq!(data.len() % block_len, 0);
+        debug_assert_eq!(out.len(), data.len() / block_len * strong_len);
+        match self {
+            StrongKind::Md4 => {
+                let mut d = [[0u8; 16]; 16];
+                for (chunk, o) in data
+                    .chunks(16 * block_len)
+                    .zip(out.chunks_mut(16 * strong_len))
+                {
+                    let n = chunk.len() / block_len;
+                    super::simd::md4_blocks(chunk, block_len, &mut d[..n]);
+                    for (dst, h) in o.chunks_exact_mut(strong_len).zip(&d[..n]) {
+                        dst.copy_from_slice(&h[..strong_len]);
+                    }
+                }
+            }
+            StrongKind::Blake2b => {
+                let params = blake2b_simd::Params::new().hash_length(32).clone();
+                let mut jobs: Vec<blake2b_simd::many::HashManyJob<'_>> = data
+                    .chunks(block_len)
+                    .map(|b| blake2b_simd::many::HashManyJob::new(&params, b))
+                    .collect();
+                blake2b_simd::many::hash_many(jobs.iter_mut());
+                for (dst, job) in out.chunks_exact_mut(strong_len).zip(&jobs) {
+                    dst.copy_from_slice(&job.to_hash().as_bytes()[..strong_len]);
+                }
+            }
+            StrongKind::Xxh3 => {
+                for (dst, b) in out.chunks_exact_mut(strong_len).zip(data.chunks(block_len)) {
+                    self.hash_into(seed, b, dst);
+                }
+            }
+        }
+    }
+}
+
 /// Length of the pieces the whole-file hash is built from.
 ///
 /// The whole-file hash is a hash of per-segment hashes so that the parallel delta search can
@@ -167,6 +215,24 @@ mod tests {
         }
         assert_ne!(file_hash(7, &data), file_hash(8, &data), "seed must matter");
         assert_ne!(file_hash(7, b""), file_hash(7, b"\0"), "length must matter");
+    }
+
+    #[test]
+    fn block_runs_hash_like_single_blocks() {
+        let data: Vec<u8> = (0..37 * 300u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+            .collect();
+        for kind in [StrongKind::Md4, StrongKind::Blake2b, StrongKind::Xxh3] {
+            for sl in [1, 8, kind.max_len()] {
+                let mut run = vec![0u8; 37 * sl];
+                kind.hash_blocks(9, &data, 300, sl, &mut run);
+                for (i, b) in data.chunks(300).enumerate() {
+                    let mut one = vec![0u8; sl];
+                    kind.hash_into(9, b, &mut one);
+                    assert_eq!(&run[i * sl..(i + 1) * sl], &one[..], "{kind:?} block {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::signature::Signature;
 
 use super::index::BlockIndex;
 
+/// Most predicted windows hashed at once (the MD4 kernel's lane count).
+const MAX_RUN: usize = 16;
+
 /// One delta operation; offsets are absolute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -130,6 +133,8 @@ pub(crate) fn search_range<H: RollingHash>(
     // Weak-sum confirmation is skipped on the prediction path only when the strong hash is long
     // enough to stand alone.
     let predict_needs_weak = p.strong_len < 8;
+    let mut run = 1usize;
+    let mut hashes = vec![0u8; MAX_RUN * p.strong_len];
 
     'outer: while pos < end {
         if pos + bl > buf.len() {
@@ -137,18 +142,55 @@ pub(crate) fn search_range<H: RollingHash>(
         }
         let window = &buf[pos..pos + bl];
         if let Some(x) = expect.take() {
-            if x < p.full_blocks {
-                p.strong_of(window, &mut strong);
-                if strong[..p.strong_len] == *p.sig.strong_sum(x)
-                    && (!predict_needs_weak || h.of_block(window) == p.sig.weak_sums()[x])
-                {
-                    push_literal(&mut ops, base + lit as u64, base + pos as u64);
-                    p.push_copy(&mut ops, base + pos as u64, x, bl);
-                    pos += bl;
-                    lit = pos;
-                    expect = Some(x + 1);
-                    continue;
+            if predict_needs_weak {
+                if x < p.full_blocks {
+                    p.strong_of(window, &mut strong);
+                    if strong[..p.strong_len] == *p.sig.strong_sum(x)
+                        && h.of_block(window) == p.sig.weak_sums()[x]
+                    {
+                        push_literal(&mut ops, base + lit as u64, base + pos as u64);
+                        p.push_copy(&mut ops, base + pos as u64, x, bl);
+                        pos += bl;
+                        lit = pos;
+                        expect = Some(x + 1);
+                        continue;
+                    }
                 }
+            } else {
+                // Hash the next `run` predicted windows at once (multi-lane kernels), as many as
+                // the signature, the buffer and the range allow; the run doubles while
+                // predictions hold and falls back to one after a miss.
+                let k = run
+                    .min(p.full_blocks.saturating_sub(x))
+                    .min((buf.len() - pos) / bl)
+                    .min((end - pos).div_ceil(bl));
+                if k > 0 {
+                    let sl = p.strong_len;
+                    p.strong.hash_blocks(
+                        p.seed,
+                        &buf[pos..pos + k * bl],
+                        bl,
+                        sl,
+                        &mut hashes[..k * sl],
+                    );
+                    let matched = (0..k)
+                        .take_while(|&i| hashes[i * sl..(i + 1) * sl] == *p.sig.strong_sum(x + i))
+                        .count();
+                    if matched > 0 {
+                        push_literal(&mut ops, base + lit as u64, base + pos as u64);
+                        p.push_copy(&mut ops, base + pos as u64, x, matched * bl);
+                        pos += matched * bl;
+                        lit = pos;
+                        if matched == k {
+                            run = (run * 2).min(MAX_RUN);
+                            expect = Some(x + matched);
+                        } else {
+                            run = 1;
+                        }
+                        continue;
+                    }
+                }
+                run = 1;
             }
         }
         let mut weak = h.of_block(window);
