@@ -116,7 +116,20 @@ pub(crate) fn run(
                 let len = f.len();
                 let n = (want as u64).min(len - base) as usize;
                 buf.resize(n, 0);
-                let got = f.read_full_at(&mut buf, base)?;
+                // Read the batch on all threads: positioned reads of disjoint pieces.
+                let f = &**f;
+                let read =
+                    |(i, piece): (usize, &mut [u8])| f.read_full_at(piece, base + (i * seg) as u64);
+                let pieces: Vec<std::io::Result<usize>> = match &pool {
+                    Some(p) => {
+                        p.install(|| buf.par_chunks_mut(seg).enumerate().map(read).collect())
+                    }
+                    None => buf.par_chunks_mut(seg).enumerate().map(read).collect(),
+                };
+                let mut got = 0;
+                for r in pieces {
+                    got += r?;
+                }
                 if got < n {
                     return Err(DeltaError::SourceTruncated {
                         expected: len,
