@@ -289,15 +289,17 @@ impl Signature {
         access: Access,
         opts: &SignatureOptions,
     ) -> Result<Self, SignatureError> {
-        let input = InputFile::open(path, access)?;
+        Self::from_input(&InputFile::open(path, access)?, opts)
+    }
+
+    /// Signature of an open file: from its mapping when it has one, by positioned reads
+    /// otherwise.
+    pub fn from_input(input: &InputFile, opts: &SignatureOptions) -> Result<Self, SignatureError> {
         if let Some(data) = input.as_slice() {
             return Self::from_slice(data, opts);
         }
         let mut sig = Self::empty(opts, Some(input.len()))?;
-        let mut reader = PositionedReader {
-            input: &input,
-            pos: 0,
-        };
+        let mut reader = PositionedReader { input, pos: 0 };
         sig.read_basis(&mut reader, opts)?;
         Ok(sig)
     }

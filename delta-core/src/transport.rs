@@ -221,10 +221,22 @@ impl Write for ChanWriter {
     }
 }
 
-struct ChanReader {
+/// Reads the chunks sent over a channel as one byte stream; the end of the channel is the
+/// end of the stream.
+pub(crate) struct ChanReader {
     rx: Receiver<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
+}
+
+impl ChanReader {
+    pub(crate) fn new(rx: Receiver<Vec<u8>>) -> Self {
+        Self {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
 }
 
 impl Read for ChanReader {

@@ -20,10 +20,10 @@
 //! appears complete, with its final mode, owner and mtime, in one step.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::Duration;
 
 use crate::checksum::FileHasher;
@@ -346,20 +346,11 @@ fn by_delta(
 ) -> Result<Attempt<Moved>, TransferError> {
     let basis_file = dst.open_read(rel).map_err(io_err("open old file"))?;
     let basis = InputFile::from_file(basis_file, Access::Owned).map_err(io_err("open old file"))?;
-    let sig = match basis.as_slice() {
-        Some(s) => Signature::from_slice(s, &SignatureOptions::new(SignatureFormat::Native)),
-        None => Signature::from_reader(
-            &mut PositionedRead {
-                file: basis.file(),
-                pos: 0,
-            },
-            &SignatureOptions::new(SignatureFormat::Native),
-        ),
-    }
-    .map_err(|e| TransferError::Io {
-        op: "signature of old file",
-        source: io::Error::other(e),
-    })?;
+    let sig = Signature::from_input(&basis, &SignatureOptions::new(SignatureFormat::Native))
+        .map_err(|e| TransferError::Io {
+            op: "signature of old file",
+            source: io::Error::other(e),
+        })?;
     let index = BlockIndex::new(&sig);
     let new = InputFile::from_file(
         file.try_clone().map_err(io_err("open source"))?,
@@ -385,11 +376,7 @@ fn by_delta(
             let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
             let r = delta::apply(
                 basis_ref,
-                &mut ChannelReader {
-                    rx,
-                    buf: Vec::new(),
-                    pos: 0,
-                },
+                &mut crate::transport::ChanReader::new(rx),
                 &mut w,
                 &ApplyOptions {
                     max_output: snap.size,
@@ -509,17 +496,8 @@ pub fn estimate(
         return Ok(size);
     }
     let basis = InputFile::from_file(dst.open_read(rel)?, Access::Owned)?;
-    let sig = match basis.as_slice() {
-        Some(s) => Signature::from_slice(s, &SignatureOptions::new(SignatureFormat::Native)),
-        None => Signature::from_reader(
-            &mut PositionedRead {
-                file: basis.file(),
-                pos: 0,
-            },
-            &SignatureOptions::new(SignatureFormat::Native),
-        ),
-    }
-    .map_err(io::Error::other)?;
+    let sig = Signature::from_input(&basis, &SignatureOptions::new(SignatureFormat::Native))
+        .map_err(io::Error::other)?;
     let new = InputFile::from_file(src.open_read(rel)?, Access::Live)?;
     let st = delta::delta_file(
         &sig,
@@ -569,44 +547,5 @@ impl Write for ChannelWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// The reading end of the in-memory delta pipe.
-struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Sequential reads over positioned reads.
-struct PositionedRead<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PositionedRead<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }

@@ -466,21 +466,11 @@ impl Source for RemoteSource {
                         seed: Some(self.seed),
                         ..SignatureOptions::new(SignatureFormat::Native)
                     };
-                    let sig = match input.as_slice() {
-                        Some(s) => Signature::from_slice(s, &sig_opts),
-                        None => Signature::from_reader(
-                            &mut io::BufReader::new(input.file().try_clone().map_err(|e| {
-                                TransferError::Io {
-                                    op: "open old file",
-                                    source: e,
-                                }
-                            })?),
-                            &sig_opts,
-                        ),
-                    }
-                    .map_err(|e| TransferError::Io {
-                        op: "signature of old file",
-                        source: io::Error::other(e),
+                    let sig = Signature::from_input(&input, &sig_opts).map_err(|e| {
+                        TransferError::Io {
+                            op: "signature of old file",
+                            source: io::Error::other(e),
+                        }
                     })?;
                     Some((sig, input))
                 }
