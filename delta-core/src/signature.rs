@@ -522,6 +522,12 @@ impl Signature {
                         context: "block entry",
                     });
                 }
+                // A native signature ends after its declared blocks; anything more is damage.
+                if declared.is_some() && read_full(r, &mut [0u8; 1])? > 0 {
+                    return Err(SignatureError::BadHeader {
+                        reason: "bytes follow the last declared block".into(),
+                    });
+                }
                 break;
             }
         }
@@ -752,5 +758,11 @@ mod tests {
         n.extend_from_slice(&(1u64 << 60).to_be_bytes());
         n.extend_from_slice(&(1u64 << 50).to_be_bytes());
         assert!(err(&n).contains("more than"));
+        // Bytes after a native signature's declared blocks are refused.
+        let sig =
+            Signature::from_slice(b"abc", &SignatureOptions::new(SignatureFormat::Native)).unwrap();
+        let mut bytes = sig.to_bytes();
+        bytes.push(0);
+        assert!(err(&bytes).contains("bytes follow the last declared block"));
     }
 }

@@ -20,7 +20,7 @@ use crate::checksum::strong::{combine_segments, segment_digest};
 use crate::checksum::{RabinKarp, Rollsum, WeakKind, FILE_HASH_SEGMENT};
 use crate::error::DeltaError;
 use crate::input::InputFile;
-use crate::signature::{read_full, Signature};
+use crate::signature::Signature;
 
 use super::encode::{CommandWriter, NATIVE_DELTA_MAGIC, NATIVE_DELTA_VERSION, RS_DELTA_MAGIC};
 use super::index::BlockIndex;
@@ -139,9 +139,9 @@ pub(crate) fn run(
                 (&buf[..], base + n as u64 == len)
             }
             Source::Reader(r) => {
-                buf.resize(want, 0);
-                let got = read_full(*r, &mut buf[carry..])?;
-                buf.truncate(carry + got);
+                // Grow the buffer only as data arrives: a small stream costs a small buffer.
+                buf.truncate(carry);
+                let got = read_to_end_limited(&mut **r, &mut buf, want - carry)?;
                 let eof = carry + got < want;
                 (&buf[..], eof)
             }
@@ -201,6 +201,17 @@ pub(crate) fn run(
         delta_len,
         file_hash,
     })
+}
+
+/// Appends up to `limit` bytes of `r` to `buf` (until end of input); returns how many.
+fn read_to_end_limited(
+    r: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<usize> {
+    let before = buf.len();
+    r.take(limit as u64).read_to_end(buf)?;
+    Ok(buf.len() - before)
 }
 
 /// Writes the part of `op` at or after `cursor` and advances `cursor` past it. `data` holds the
