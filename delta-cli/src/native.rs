@@ -7,10 +7,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use delta_core::exec::Event;
-use delta_core::filter::{RcloneFilterBuilder, TimeBase};
-use delta_core::session::RemoteSource;
-use delta_core::sync::{Mode, SyncBuilder};
+use delta_core::exec::Report;
+use delta_core::filter::Dialect;
+use delta_core::protocol::{Job, Message, Role};
+use delta_core::session::events::EventRecord;
+use delta_core::session::options;
+use delta_core::session::{self, RemoteSource};
+use delta_core::sync::{Mode, SyncBuilder, SyncJob};
 use delta_core::transport::{Duplex, Remote, SshCommand};
 
 use crate::args::TreeArgs;
@@ -30,42 +35,47 @@ pub fn run(mode: Mode, a: TreeArgs) -> ExitCode {
     }
 }
 
+/// The filter flags as (kind, value) pairs, rule files read here (they name local files even
+/// when the pass runs on the far side).
+fn filter_pairs(a: &TreeArgs) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut rule = |k: &str, v: &str| pairs.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+    a.filter.iter().for_each(|v| rule("filter", v));
+    a.include.iter().for_each(|v| rule("include", v));
+    a.exclude.iter().for_each(|v| rule("exclude", v));
+    for (k, v) in [
+        ("min-age", &a.min_age),
+        ("max-age", &a.max_age),
+        ("min-size", &a.min_size),
+        ("max-size", &a.max_size),
+    ] {
+        if let Some(v) = v {
+            rule(k, v);
+        }
+    }
+    if a.ignore_case {
+        rule("ignore-case", "");
+    }
+    if a.delete_excluded {
+        rule("delete-excluded", "");
+    }
+    for (k, files) in [
+        ("filter-from", &a.filter_from),
+        ("include-from", &a.include_from),
+        ("exclude-from", &a.exclude_from),
+    ] {
+        for f in files {
+            let data =
+                std::fs::read(f).with_context(|| format!("cannot read --{k} {}", f.display()))?;
+            pairs.push((format!("{k}={}", f.display()).into_bytes(), data));
+        }
+    }
+    Ok(pairs)
+}
+
 fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
-    let mut f = RcloneFilterBuilder::new();
-    for r in &a.filter {
-        f.filter(r);
-    }
-    for p in &a.filter_from {
-        f.filter_from(p);
-    }
-    for r in &a.include {
-        f.include(r);
-    }
-    for p in &a.include_from {
-        f.include_from(p);
-    }
-    for r in &a.exclude {
-        f.exclude(r);
-    }
-    for p in &a.exclude_from {
-        f.exclude_from(p);
-    }
-    f.ignore_case(a.ignore_case)
-        .delete_excluded(a.delete_excluded)
-        .time_base(TimeBase::now_local());
-    if let Some(v) = &a.min_age {
-        f.min_age(v);
-    }
-    if let Some(v) = &a.max_age {
-        f.max_age(v);
-    }
-    if let Some(v) = &a.min_size {
-        f.min_size(v);
-    }
-    if let Some(v) = &a.max_size {
-        f.max_size(v);
-    }
-    let filter = f.build()?;
+    let pairs = filter_pairs(&a)?;
+    let filter = options::build_filter(&pairs)?;
 
     let style = Style {
         verbose: a.verbose,
@@ -79,11 +89,9 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
     let p = printer.clone();
     let src_arg = a.src.to_string_lossy().into_owned();
     let remote_src = Remote::parse(&src_arg);
-    if Remote::parse(&a.dst.to_string_lossy()).is_some() {
-        anyhow::bail!(
-            "pushing to a far destination ({}) is not supported yet; run deltasync on the destination host and pull from the source instead",
-            a.dst.display()
-        );
+    let remote_dst = Remote::parse(&a.dst.to_string_lossy());
+    if remote_src.is_some() && remote_dst.is_some() {
+        anyhow::bail!("both the source and the destination are remote; one side must be local");
     }
     let job = SyncBuilder::new(mode, &a.src, &a.dst)
         .filter(filter)
@@ -115,17 +123,19 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             o.force_delete = a.force_delete;
         })
         .build()?;
-    let report = match remote_src {
-        None => job.run()?,
-        Some(remote) => {
-            let mut ssh = match &a.rsh {
-                Some(rsh) => SshCommand::with_rsh(rsh).map_err(anyhow::Error::msg)?,
-                None => SshCommand::default(),
-            };
-            if let Some(bin) = &a.remote_bin {
-                ssh.remote_bin = bin.clone();
-            }
-            let mut child = ssh.spawn(&remote, &["server".to_string()])?;
+    let ssh = || -> anyhow::Result<SshCommand> {
+        let mut ssh = match &a.rsh {
+            Some(rsh) => SshCommand::with_rsh(rsh).map_err(anyhow::Error::msg)?,
+            None => SshCommand::default(),
+        };
+        if let Some(bin) = &a.remote_bin {
+            ssh.remote_bin = bin.clone();
+        }
+        Ok(ssh)
+    };
+    let report = match (remote_src, remote_dst) {
+        (Some(remote), _) => {
+            let mut child = ssh()?.spawn(&remote, &["server".to_string()])?;
             let duplex = child.duplex().expect("fresh child has its pipes");
             let source = RemoteSource::connect(
                 duplex,
@@ -137,13 +147,73 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             .map_err(|e| {
                 anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
             })?;
-            let report = job.run_from(Box::new(source));
+            let report = job.run_from(&source);
+            drop(source);
             let _ = child.child.wait();
             report?
         }
+        (None, Some(remote)) => push(&job, &remote, ssh()?, &pairs, &printer, &a)?,
+        (None, None) => job.run()?,
     };
     printer.finish(&report, a.stats);
     Ok(report.outcome.exit_code())
+}
+
+/// Pushes to a far destination: the far side runs the pass from our tree; its events come
+/// back here to be rendered.
+fn push(
+    job: &SyncJob,
+    remote: &Remote,
+    ssh: SshCommand,
+    pairs: &[(Vec<u8>, Vec<u8>)],
+    printer: &Printer,
+    a: &TreeArgs,
+) -> anyhow::Result<Report> {
+    let opts = job.options();
+    let session_job = Job {
+        seed: delta_core::signature::random_seed(),
+        role: Role::Receiver,
+        mode: opts.mode,
+        dry_run: opts.dry_run,
+        options: options::encode(opts),
+        filter_dialect: Dialect::Rclone,
+        filter_args: options::flatten(pairs),
+        root: remote.path.as_bytes().to_vec(),
+    };
+    match std::fs::metadata(&a.src) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!("source {} is not a directory", a.src.display()),
+        Err(e) => anyhow::bail!("source {}: {e}", a.src.display()),
+    }
+    let mut child = ssh.spawn(remote, &["server".to_string()])?;
+    let duplex = child.duplex().expect("fresh child has its pipes");
+    let (conn, mut input) = session::connect(duplex, &session_job).map_err(|e| {
+        anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
+    })?;
+    let report = std::sync::Mutex::new(None);
+    let sink = |m: Message| match m {
+        Message::Event(b) => {
+            if let Ok(r) = EventRecord::from_bytes(&b) {
+                r.emit(&|e| printer.event(e));
+            }
+        }
+        Message::Report(b) => {
+            *report.lock().unwrap_or_else(|e| e.into_inner()) =
+                serde_json::from_slice::<Report>(&b).ok()
+        }
+        _ => {}
+    };
+    let served = session::sender::serve_tree_at(&conn, &mut input, &a.src, session_job.seed, &sink);
+    drop((conn, input));
+    let _ = child.child.wait();
+    served.map_err(|e| anyhow::anyhow!("{}: {e}", remote.destination()))?;
+    let report = report.into_inner().unwrap_or_else(|e| e.into_inner());
+    report.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} ended the session without a report",
+            remote.destination()
+        )
+    })
 }
 
 /// `deltasync server`: the far side of a session, on standard input and output.

@@ -155,9 +155,78 @@ fn a_missing_far_binary_or_source_is_a_clear_error() {
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("cannot open source"), "{}", stderr(&o));
     let to = format!("h:{}", dst.arg());
-    let o = ds(&["copy", src.arg(), &to, "-e", s(&rsh)]);
+    let from = format!("h:{}", src.arg());
+    let o = ds(&["copy", &from, &to, "-e", s(&rsh)]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("one side must be local"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn push(rsh: &str, cmd: &str, src: &Tree, dst: &Tree, extra: &[&str]) -> std::process::Output {
+    let to = format!("somehost:{}", dst.arg());
+    let mut args = vec![
+        cmd,
+        src.arg(),
+        &to,
+        "-e",
+        rsh,
+        "--remote-bin",
+        s(bin_path()),
+    ];
+    args.extend_from_slice(extra);
+    ds(&args)
+}
+
+#[test]
+fn push_copy_sync_with_filters_and_rails_through_a_remote_shell() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let rsh = s(&rsh);
+    let src = sc.tree("src");
+    full_tree(&src);
+    let dst = sc.tree("dst");
+    let o = push(rsh, "copy", &src, &dst, &["-i"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(">f+++++++++ a.txt"),
+        "the far side's changes are itemized here"
+    );
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "after a push",
+    );
+
+    // A large change travels as a delta; extras go; excluded extras stay protected.
+    let big = data(5, 3 << 20);
+    src.file("huge.bin", &big);
+    assert_eq!(code(&push(rsh, "sync", &src, &dst, &[])), 0);
+    let mut changed = big.clone();
+    changed[2 << 20] ^= 1;
+    src.replace("huge.bin", &changed);
+    dst.file("extra.txt", "x").file("keep.fdb", "k");
+    let o = push(rsh, "sync", &src, &dst, &["--filter", "- *.fdb", "--stats"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("Deleted: 1"), "{out}");
+    let literal: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Literal data: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(literal < 1 << 20, "{out}");
+    assert!(!dst.exists("extra.txt") && dst.exists("keep.fdb"));
+    assert!(dst.read("huge.bin") == changed);
+
+    // The far side keeps the rails: an empty source deletes nothing there.
+    let empty = sc.tree("empty");
+    let o = push(rsh, "sync", &empty, &dst, &[]);
+    assert_eq!(code(&o), 25, "{}", stderr(&o));
+    assert!(dst.exists("a.txt"));
 }
 
 /// An OpenSSH server on 127.0.0.1 with throwaway keys, stopped on drop.

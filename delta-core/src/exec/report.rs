@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Action, ChangeFlags};
 use crate::scan::EntryKind;
@@ -34,7 +34,7 @@ pub struct Change<'a> {
 }
 
 /// Why one entry failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Problem {
@@ -88,7 +88,7 @@ pub enum Event<'a> {
 pub type Callback = dyn Fn(&Event<'_>) + Send + Sync;
 
 /// Counters of a pass.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Source entries considered (after filtering).
     pub source_entries: u64,
@@ -129,12 +129,17 @@ pub struct Stats {
     /// `check`: entries that differ.
     pub differ: u64,
     /// Wall-clock time.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", deserialize_with = "from_secs")]
     pub elapsed: Duration,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn from_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let secs = f64::deserialize(d)?;
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or_default())
 }
 
 impl Stats {
@@ -145,7 +150,7 @@ impl Stats {
 }
 
 /// How a pass ended, which decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Everything done.
@@ -174,7 +179,7 @@ impl Outcome {
 }
 
 /// The result of a pass.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,

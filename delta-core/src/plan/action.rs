@@ -1,7 +1,7 @@
 //! What a pass does to one path, and the change flags reports show for it.
 
 /// The action planned for one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Action {
     /// Nothing to do.
@@ -49,7 +49,9 @@ impl Action {
 }
 
 /// What differs between the two sides, as rsync's `--itemize-changes` shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ChangeFlags {
     /// The destination has no entry at this path (or one of another kind).
     pub new: bool,

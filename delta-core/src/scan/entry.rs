@@ -11,7 +11,9 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum EntryKind {
     /// Regular file.

@@ -69,7 +69,7 @@ impl Input {
     }
 
     /// The next message, or `None` at a clean end of input (between frames).
-    pub fn next(&mut self) -> Result<Option<Message>, SessionError> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, SessionError> {
         loop {
             if let Some(frame) = self.decoder.next()? {
                 return Ok(Some(frame.into_message()?));
@@ -91,7 +91,7 @@ impl Input {
 
     /// The next message; the end of input is an error here.
     pub fn expect(&mut self, what: &'static str) -> Result<Message, SessionError> {
-        match self.next()? {
+        match self.next_message()? {
             Some(Message::Error(e)) => Err(SessionError::Peer(e)),
             Some(m) => Ok(m),
             None => Err(SessionError::Closed(what)),

@@ -16,12 +16,14 @@
 //! channels and the frame limit. Pushing (the far side as receiver) is not built yet.
 
 mod conn;
+pub mod events;
+pub mod options;
 mod remote;
 pub mod sender;
 
 use std::io;
 
-pub use conn::Conn;
+pub use conn::{connect, Conn, Input};
 pub use remote::RemoteSource;
 
 use crate::protocol::{Message, ProtocolError, Role};
@@ -57,10 +59,49 @@ pub fn serve(duplex: Duplex) -> Result<(), SessionError> {
     let (conn, mut input, job) = conn::accept(duplex)?;
     match job.role {
         Role::Sender => sender::serve_tree(&conn, &mut input, &job),
-        Role::Receiver => {
-            let msg = "pushing to a far destination is not supported by this deltasync yet; pull instead (run it on the destination host)";
-            let _ = conn.send(&Message::Error(msg.into()));
-            Err(SessionError::Unsupported(msg.into()))
-        }
+        Role::Receiver => receive(conn, input, &job),
     }
+}
+
+/// The far side of a push: run the pass here, into the job's root, from the client's tree;
+/// events and the report go back to the client.
+fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result<(), SessionError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::Arc;
+
+    let conn = Arc::new(conn);
+    let fail = |msg: String| {
+        let _ = conn.send(&Message::Error(msg.clone()));
+        SessionError::Peer(msg)
+    };
+    let mut opts = crate::sync::SyncOptions::new(job.mode);
+    opts.dry_run = job.dry_run;
+    options::decode(&job.options, &mut opts).map_err(|e| fail(e.to_string()))?;
+    let filter = options::build_filter(&options::pairs(&job.filter_args))
+        .map_err(|e| fail(format!("filter: {e}")))?;
+    let root = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
+    let source = RemoteSource::over(conn.clone(), input, job.seed, "the client".into());
+    let events = conn.clone();
+    let sync = crate::sync::SyncBuilder::new(job.mode, "", &root)
+        .options(opts)
+        .filter(filter)
+        .callback(Arc::new(move |e: &crate::exec::Event<'_>| {
+            // Progress stays on this side: the client measures its own.
+            if matches!(e, crate::exec::Event::Progress { .. }) {
+                return;
+            }
+            if let Some(r) = events::EventRecord::of(e) {
+                let _ = events.send(&Message::Event(r.to_bytes()));
+            }
+        }))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let result = match sync.run_from(&source) {
+        Ok(report) => conn.send(&Message::Report(
+            serde_json::to_vec(&report).unwrap_or_default(),
+        )),
+        Err(e) => Err(fail(format!("{}: {e}", root.display()))),
+    };
+    drop(source);
+    result
 }

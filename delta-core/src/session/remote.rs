@@ -83,7 +83,12 @@ impl RemoteSource {
             root: root.to_vec(),
         };
         let (conn, input) = connect(duplex, &job)?;
-        let conn = Arc::new(conn);
+        Ok(Self::over(Arc::new(conn), input, seed, describe))
+    }
+
+    /// The far sender of a session already started (the far side of a push, where the client
+    /// is the sender); `seed` is the session's.
+    pub fn over(conn: Arc<Conn>, input: Input, seed: u64, describe: String) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             lost: Mutex::new(None),
@@ -91,7 +96,7 @@ impl RemoteSource {
         let (ltx, lrx) = sync_channel(1 << 14);
         let sh = shared.clone();
         let reader = std::thread::spawn(move || read_loop(input, ltx, &sh));
-        Ok(Self {
+        Self {
             conn,
             shared,
             listing: Mutex::new(Some(lrx)),
@@ -99,7 +104,7 @@ impl RemoteSource {
             next_id: AtomicU32::new(1),
             seed,
             describe,
-        })
+        }
     }
 
     fn lost(&self) -> Option<String> {
@@ -328,7 +333,7 @@ fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, sh
     let mut listing = Some(listing);
     let mut checker = ListChecker::new();
     let why = loop {
-        let msg = match input.next() {
+        let msg = match input.next_message() {
             Ok(Some(m)) => m,
             Ok(None) => break "the far side closed the connection".to_string(),
             Err(e) => break e.to_string(),

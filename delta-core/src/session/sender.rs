@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
@@ -43,10 +43,22 @@ enum Work {
     },
 }
 
-/// Serves the tree named by the job until the receiver is done.
+/// Serves the tree named by the job until the receiver is done (the far side of a pull).
 pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), SessionError> {
     let root = PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
-    let tree = match Tree::open(&root) {
+    serve_tree_at(conn, input, &root, job.seed, &|_| {})
+}
+
+/// Serves the tree at `root` until the receiver is done; `Event` and `Report` messages from a
+/// receiver running the pass (a push) go to `sink`.
+pub fn serve_tree_at(
+    conn: &Conn,
+    input: &mut Input,
+    root: &Path,
+    seed: u64,
+    sink: &(dyn Fn(Message) + Sync),
+) -> Result<(), SessionError> {
+    let tree = match Tree::open(root) {
         Ok(t) => t,
         Err(e) => {
             let msg = format!("cannot open source {}: {e}", root.display());
@@ -57,11 +69,11 @@ pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), Sessi
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
     let rx = Mutex::new(rx);
     std::thread::scope(|s| {
-        s.spawn(|| send_listing(conn, &root));
+        s.spawn(|| send_listing(conn, root));
         for _ in 0..WORKERS {
-            s.spawn(|| work(conn, &tree, job.seed, &rx));
+            s.spawn(|| work(conn, &tree, seed, &rx));
         }
-        let r = read_requests(input, &tx);
+        let r = read_requests(input, &tx, sink);
         drop(tx);
         r
     })
@@ -70,10 +82,11 @@ pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), Sessi
 fn read_requests(
     input: &mut Input,
     tx: &std::sync::mpsc::SyncSender<Work>,
+    sink: &(dyn Fn(Message) + Sync),
 ) -> Result<(), SessionError> {
     let mut sigs: HashMap<u32, (Vec<u8>, Vec<u8>)> = HashMap::new();
     loop {
-        match input.next()? {
+        match input.next_message()? {
             None => {
                 return Err(SessionError::Closed(
                     "the receiver left without saying it was done",
@@ -81,6 +94,7 @@ fn read_requests(
             }
             Some(Message::Done) => return Ok(()),
             Some(Message::Error(e)) => return Err(SessionError::Peer(e)),
+            Some(m @ (Message::Event(_) | Message::Report(_))) => sink(m),
             Some(Message::Request(r)) => {
                 if r.signature {
                     if sigs.insert(r.id, (r.path, Vec::new())).is_some() {

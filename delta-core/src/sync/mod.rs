@@ -263,10 +263,7 @@ impl SyncJob {
 
     /// Runs one pass from `source` (for example a far tree through a session); the job's own
     /// source path is not used.
-    pub fn run_from(
-        &self,
-        source: Box<dyn source::Source>,
-    ) -> Result<crate::exec::Report, SyncError> {
+    pub fn run_from(&self, source: &dyn source::Source) -> Result<crate::exec::Report, SyncError> {
         pass::run_from(self, source)
     }
 }

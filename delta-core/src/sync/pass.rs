@@ -31,7 +31,7 @@ struct Task {
 /// What every part of the pass shares.
 struct Ctx<'a> {
     job: &'a SyncJob,
-    src: Box<dyn Source>,
+    src: &'a dyn Source,
     dst: Option<Tree>,
     compare: CompareOptions,
     meta: MetaOptions,
@@ -127,11 +127,11 @@ pub(super) fn run(job: &SyncJob) -> Result<Report, SyncError> {
         path: src_path.into(),
         source,
     })?;
-    run_from(job, Box::new(src))
+    run_from(job, &src)
 }
 
 /// A pass from any source (a far one, through a session).
-pub(super) fn run_from(job: &SyncJob, src: Box<dyn Source>) -> Result<Report, SyncError> {
+pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncError> {
     let started = Instant::now();
     let opts = &job.opts;
     let dst_existed = match std::fs::metadata(&job.dst) {
