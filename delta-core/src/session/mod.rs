@@ -105,3 +105,5 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
     drop(source);
     result
 }
+#[cfg(test)]
+mod tests;

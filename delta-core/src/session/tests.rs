@@ -1,0 +1,309 @@
+//! A malicious peer against both ends of a session, after the classes of rsync's 2025–2026
+//! CVEs: out-of-order and duplicate file lists, forged hashes, replies for requests never
+//! made, oversized frames, a peer that stops mid-frame, path traversal and symlinks pointing
+//! out of the served tree. Each must end in an error, with nothing written outside the
+//! destination and no corrupt file inside it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::conn::accept;
+use super::*;
+use crate::protocol::{encode_frame, DataStatus, Hello, Message, Request};
+use crate::scan::{Entry, EntryKind, EntryParts, Timestamp};
+use crate::sync::{Mode, SyncBuilder};
+use crate::transport::Duplex;
+
+fn entry(path: &str, kind: EntryKind, size: u64) -> Entry {
+    Entry::from_parts(EntryParts {
+        path: path.as_bytes().into(),
+        kind: Some(kind),
+        size,
+        mode: if kind == EntryKind::Dir { 0o755 } else { 0o644 },
+        mtime: Timestamp {
+            sec: 1_600_000_000,
+            nsec: 0,
+        },
+        ..Default::default()
+    })
+}
+
+/// Runs a pull into `dst` against a fake sender that plays `script` after the handshake.
+fn pull_from(
+    dst: &Path,
+    script: impl FnOnce(&Conn, &mut Input) + Send + 'static,
+) -> Result<crate::exec::Report, String> {
+    let (client, server) = Duplex::pair(64);
+    let fake = std::thread::spawn(move || {
+        let (conn, mut input, _job) = accept(server).unwrap();
+        script(&conn, &mut input);
+        // Then hang up.
+    });
+    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into())
+        .map_err(|e| e.to_string())?;
+    let job = SyncBuilder::new(Mode::Sync, "", dst)
+        .configure(|o| o.force_delete = true)
+        .build()
+        .unwrap();
+    let r = job.run_from(&source).map_err(|e| e.to_string());
+    drop(source);
+    fake.join().unwrap();
+    r
+}
+
+fn listing(conn: &Conn, entries: Vec<Entry>) {
+    let _ = conn.send(&Message::Entries(entries));
+    let _ = conn.send(&Message::ListEnd);
+}
+
+fn outside_untouched(outside: &Path) {
+    let names: Vec<_> = std::fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["canary"],
+        "nothing may appear outside the destination"
+    );
+    assert_eq!(std::fs::read(outside.join("canary")).unwrap(), b"canary");
+}
+
+fn scratch() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dst = t.path().join("dst");
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("canary"), b"canary").unwrap();
+    std::fs::write(dst.join("kept"), b"old content").unwrap();
+    (t, dst, outside)
+}
+
+#[test]
+fn out_of_order_and_duplicate_file_lists_are_refused() {
+    for bad in [
+        vec![
+            entry("", EntryKind::Dir, 0),
+            entry("b", EntryKind::File, 1),
+            entry("a", EntryKind::File, 1),
+        ],
+        vec![
+            entry("", EntryKind::Dir, 0),
+            entry("a", EntryKind::File, 1),
+            entry("a", EntryKind::File, 1),
+        ],
+        // A child listed under a file: the symlink-traversal shape.
+        vec![
+            entry("", EntryKind::Dir, 0),
+            entry("f", EntryKind::File, 1),
+            entry("f/x", EntryKind::File, 1),
+        ],
+    ] {
+        let (_t, dst, outside) = scratch();
+        let r = pull_from(&dst, move |conn, _| listing(conn, bad));
+        let report = r.expect("the pass reports the broken list as a problem");
+        assert_ne!(report.outcome.exit_code(), 0, "{report:?}");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("file list") || p.contains("connection")),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(
+            report.stats.deleted, 0,
+            "an unreadable source never deletes"
+        );
+        assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
+        outside_untouched(&outside);
+    }
+}
+
+#[test]
+fn a_forged_file_hash_leaves_no_file() {
+    let (_t, dst, outside) = scratch();
+    let r = pull_from(&dst, |conn, input| {
+        listing(
+            conn,
+            vec![
+                entry("", EntryKind::Dir, 0),
+                entry("new", EntryKind::File, 5),
+            ],
+        );
+        // Answer the request with data that does not match the hash we claim.
+        if let Ok(Some(Message::Request(Request { id, .. }))) = input.next_message() {
+            let _ = conn.send(&Message::DataChunk {
+                id,
+                bytes: b"hello".to_vec(),
+            });
+            let _ = conn.send(&Message::DataEnd {
+                id,
+                status: DataStatus::Ok {
+                    file_hash: [7; 16],
+                    size: 5,
+                    mtime: Timestamp::default(),
+                },
+            });
+        }
+        let _ = input.next_message();
+    });
+    let report = r.unwrap();
+    assert_eq!(report.stats.errors, 1, "{report:?}");
+    assert!(!dst.join("new").exists(), "an unverified file never lands");
+    let leftovers: Vec<_> = std::fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leftovers, ["kept"], "no temporary left behind");
+    outside_untouched(&outside);
+}
+
+#[test]
+fn replies_for_requests_never_made_end_the_session() {
+    let (_t, dst, outside) = scratch();
+    let r = pull_from(&dst, |conn, _| {
+        let _ = conn.send(&Message::DataChunk {
+            id: 999,
+            bytes: vec![0; 10],
+        });
+        listing(conn, vec![entry("", EntryKind::Dir, 0)]);
+    });
+    let report = r.unwrap();
+    assert_ne!(report.outcome.exit_code(), 0);
+    assert_eq!(
+        std::fs::read(dst.join("kept")).unwrap(),
+        b"old content",
+        "kept: no deletion after a broken session"
+    );
+    outside_untouched(&outside);
+}
+
+/// A fake sender speaking raw bytes after the handshake.
+fn pull_raw(dst: &Path, raw: Vec<u8>) -> crate::exec::Report {
+    let (client, mut server) = Duplex::pair(64);
+    let fake = std::thread::spawn(move || {
+        let mut hello = Vec::new();
+        Message::Hello(Hello::ours()).encode(&mut hello);
+        server
+            .writer
+            .write_all(&encode_frame(0x01, &hello, None).unwrap())
+            .unwrap();
+        server.writer.write_all(&raw).unwrap();
+        // Stop sending (mid-frame, for the short frame), but read what the client says until
+        // it hangs up.
+        drop(server.writer);
+        let mut sink = [0u8; 4096];
+        while matches!(server.reader.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into()).unwrap();
+    let job = SyncBuilder::new(Mode::Sync, "", dst).build().unwrap();
+    let r = job.run_from(&source).unwrap();
+    drop(source);
+    fake.join().unwrap();
+    r
+}
+
+#[test]
+fn oversized_frames_and_a_peer_stopping_mid_frame_are_errors() {
+    for raw in [
+        // A length field of 4 GiB: refused before anything is buffered.
+        vec![0xff, 0xff, 0xff, 0xff, 0x10, 0x00, 1, 2, 3],
+        // A frame announcing 300 bytes of which 12 arrive.
+        [&300u32.to_be_bytes()[..], &[0x10, 0x00], &[0u8; 10]].concat(),
+    ] {
+        let (_t, dst, outside) = scratch();
+        let report = pull_raw(&dst, raw);
+        assert_ne!(report.outcome.exit_code(), 0);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("frame") || p.contains("connection")),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
+        outside_untouched(&outside);
+    }
+}
+
+/// A hostile receiver against our sender: traversal in requests, a symlink leading out of
+/// the served tree, an oversized signature.
+#[test]
+fn the_sender_confines_every_request_to_its_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("ok"), b"fine").unwrap();
+    std::fs::write(t.path().join("secret"), b"outside the tree").unwrap();
+    std::os::unix::fs::symlink("../secret", src.join("link-out")).unwrap();
+    let (client, server) = Duplex::pair(64);
+    let root = src.clone();
+    let served = std::thread::spawn(move || serve(server));
+    let job = crate::protocol::Job {
+        seed: 1,
+        role: crate::protocol::Role::Sender,
+        mode: Mode::Copy,
+        dry_run: false,
+        options: Vec::new(),
+        filter_dialect: crate::filter::Dialect::Rclone,
+        filter_args: Vec::new(),
+        root: root.as_os_str().as_encoded_bytes().to_vec(),
+    };
+    let (conn, mut input) = connect(client, &job).unwrap();
+    // Through a symlink: refused by the tree, reported for that file only.
+    conn.send(&Message::Request(Request {
+        id: 1,
+        path: b"link-out".to_vec(),
+        size_hint: 0,
+        signature: false,
+    }))
+    .unwrap();
+    let mut status = None;
+    while status.is_none() {
+        match input.next_message().unwrap() {
+            Some(Message::DataEnd { id: 1, status: s }) => status = Some(s),
+            Some(Message::DataChunk { id: 1, bytes }) => {
+                assert!(!bytes.windows(7).any(|w| w == b"outside"), "secret leaked")
+            }
+            Some(_) => {}
+            None => panic!("server hung up"),
+        }
+    }
+    assert!(
+        matches!(
+            status,
+            Some(DataStatus::Failed(_)) | Some(DataStatus::Vanished)
+        ),
+        "{status:?}"
+    );
+    // A digest through the same symlink: refused too.
+    conn.send(&Message::Digest {
+        id: 2,
+        path: b"link-out".to_vec(),
+    })
+    .unwrap();
+    loop {
+        match input.next_message().unwrap() {
+            Some(Message::DigestReply { id: 2, status }) => {
+                assert!(
+                    !matches!(status, crate::protocol::DigestStatus::Ok(_)),
+                    "{status:?}"
+                );
+                break;
+            }
+            Some(_) => {}
+            None => panic!("server hung up"),
+        }
+    }
+    // (Paths with `..`, absolute paths and NUL bytes never decode: protocol::listing's tests.)
+    drop(conn);
+    drop(input);
+    let err = served.join().unwrap();
+    assert!(
+        err.is_err(),
+        "a session without Done is an error on the server: {err:?}"
+    );
+}
