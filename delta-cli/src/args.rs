@@ -127,6 +127,12 @@ pub struct TreeArgs {
     /// Path of deltasync on the far host (default: deltasync, found through its PATH)
     #[arg(long, value_name = "PATH", help_heading = "Remote")]
     pub remote_bin: Option<String>,
+    /// zstd level for remote transfers (1-19)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), help_heading = "Remote")]
+    pub compress_level: i32,
+    /// Send remote data uncompressed
+    #[arg(long, help_heading = "Remote")]
+    pub no_compress: bool,
     /// Don't cross file-system boundaries in the source
     #[arg(short = 'x', long, help_heading = "Pass")]
     pub one_file_system: bool,

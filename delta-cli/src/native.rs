@@ -143,6 +143,7 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
                 mode,
                 a.dry_run,
                 src_arg.clone(),
+                (!a.no_compress).then_some(a.compress_level),
             )
             .map_err(|e| {
                 anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
@@ -175,7 +176,18 @@ fn push(
         role: Role::Receiver,
         mode: opts.mode,
         dry_run: opts.dry_run,
-        options: options::encode(opts),
+        options: {
+            let mut o = options::encode(opts);
+            o.push((
+                "compress-level".into(),
+                if a.no_compress {
+                    "off".into()
+                } else {
+                    a.compress_level.to_string()
+                },
+            ));
+            o
+        },
         filter_dialect: Dialect::Rclone,
         filter_args: options::flatten(pairs),
         root: remote.path.as_bytes().to_vec(),

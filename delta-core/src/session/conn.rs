@@ -34,6 +34,15 @@ impl Conn {
         }
     }
 
+    /// Changes the zstd level of later frames (`None`: uncompressed).
+    pub fn set_level(&self, level: Option<i32>) {
+        self.out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .set_level(level);
+    }
+
     /// Sends one message as one frame.
     pub fn send(&self, msg: &Message) -> Result<(), SessionError> {
         let mut g = self.out.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,9 +117,14 @@ fn hello(input: &mut Input) -> Result<Hello, SessionError> {
 
 /// The client's side of the handshake: Hellos both ways, then the job.
 pub fn connect(duplex: Duplex, job: &Job) -> Result<(Conn, Input), SessionError> {
+    let level = compression(job);
+    let mut ours = Hello::ours();
+    if level.is_none() {
+        ours.capabilities &= !crate::protocol::CAP_ZSTD;
+    }
     let conn = Conn::new(duplex.writer, false);
     let mut input = Input::new(duplex.reader);
-    conn.send(&Message::Hello(Hello::ours()))?;
+    conn.send(&Message::Hello(ours.clone()))?;
     let theirs = hello(&mut input).map_err(|e| match e {
         SessionError::Closed(_) | SessionError::Protocol(ProtocolError::ClosedBeforeHello) => SessionError::Unsupported(
             "the far side closed the connection before answering: is deltasync installed there? Install it, or give its path with --remote-bin".into(),
@@ -120,13 +134,25 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Conn, Input), SessionError>
         )),
         e => e,
     })?;
-    let n = negotiate(&Hello::ours(), &theirs)?;
-    let conn = Conn::new(
-        conn.into_writer(),
-        n.capabilities & crate::protocol::CAP_ZSTD != 0,
-    );
+    let n = negotiate(&ours, &theirs)?;
+    let conn = Conn::new(conn.into_writer(), false);
+    conn.set_level(level.filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0));
     conn.send(&Message::Job(job.clone()))?;
     Ok((conn, input))
+}
+
+/// The zstd level a job asks for: its `compress-level` option (`off`, or 1..=19), 3 if absent.
+pub fn compression(job: &Job) -> Option<i32> {
+    match job
+        .options
+        .iter()
+        .find(|(k, _)| k == "compress-level")
+        .map(|(_, v)| v.as_str())
+    {
+        None => Some(3),
+        Some("off") => None,
+        Some(v) => Some(v.parse::<i32>().unwrap_or(3).clamp(1, 19)),
+    }
 }
 
 /// The server's side: answer the Hello, read the job.
@@ -136,12 +162,14 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Conn, Input, Job), SessionError>
     let theirs = hello(&mut input)?;
     conn.send(&Message::Hello(Hello::ours()))?;
     let n = negotiate(&Hello::ours(), &theirs)?;
-    let conn = Conn::new(
-        conn.into_writer(),
-        n.capabilities & crate::protocol::CAP_ZSTD != 0,
-    );
+    let conn = Conn::new(conn.into_writer(), false);
     match input.expect("waiting for the job")? {
-        Message::Job(job) => Ok((conn, input, job)),
+        Message::Job(job) => {
+            conn.set_level(
+                compression(&job).filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0),
+            );
+            Ok((conn, input, job))
+        }
         other => Err(SessionError::Unexpected(other.message_type().name())),
     }
 }

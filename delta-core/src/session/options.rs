@@ -74,6 +74,8 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
             "specials" => o.specials = flag()?,
             "empty-dirs" => o.empty_dirs = flag()?,
             "max-delete" => o.max_delete = Some(num()?),
+            // The session's own option (see `conn::compression`).
+            "compress-level" => {}
             _ => return Err(SessionError::Unsupported(format!("unknown job option {k}"))),
         }
     }

@@ -64,12 +64,14 @@ impl std::fmt::Debug for RemoteSource {
 impl RemoteSource {
     /// Starts a session over `duplex` asking the far side to send the tree at `root`.
     /// `describe` names it in messages (`host:path`).
+    /// `compress` is the zstd level for the session (`None`: off).
     pub fn connect(
         duplex: Duplex,
         root: &[u8],
         mode: Mode,
         dry_run: bool,
         describe: String,
+        compress: Option<i32>,
     ) -> Result<Self, SessionError> {
         let seed = crate::signature::random_seed();
         let job = Job {
@@ -77,7 +79,10 @@ impl RemoteSource {
             role: Role::Sender,
             mode,
             dry_run,
-            options: Vec::new(),
+            options: vec![(
+                "compress-level".into(),
+                compress.map_or("off".into(), |l| l.to_string()),
+            )],
             filter_dialect: Dialect::Rclone,
             filter_args: Vec::new(),
             root: root.to_vec(),

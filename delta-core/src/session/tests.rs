@@ -39,7 +39,7 @@ fn pull_from(
         script(&conn, &mut input);
         // Then hang up.
     });
-    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into())
+    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into(), Some(3))
         .map_err(|e| e.to_string())?;
     let job = SyncBuilder::new(Mode::Sync, "", dst)
         .configure(|o| o.force_delete = true)
@@ -197,7 +197,8 @@ fn pull_raw(dst: &Path, raw: Vec<u8>) -> crate::exec::Report {
         let mut sink = [0u8; 4096];
         while matches!(server.reader.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into()).unwrap();
+    let source =
+        RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into(), Some(3)).unwrap();
     let job = SyncBuilder::new(Mode::Sync, "", dst).build().unwrap();
     let r = job.run_from(&source).unwrap();
     drop(source);
@@ -305,5 +306,76 @@ fn the_sender_confines_every_request_to_its_tree() {
     assert!(
         err.is_err(),
         "a session without Done is an error on the server: {err:?}"
+    );
+}
+
+/// Counts the bytes a writer passes on.
+struct Counting<W> {
+    inner: W,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let text: Vec<u8> =
+        b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(20_000);
+    std::fs::write(src.join("mail.eml"), &text).unwrap();
+    let mut sent = Vec::new();
+    for (i, level) in [Some(3), None].into_iter().enumerate() {
+        let dst = t.path().join(format!("dst{i}"));
+        let (client, server) = Duplex::pair(64);
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Duplex {
+            reader: server.reader,
+            writer: Box::new(Counting {
+                inner: server.writer,
+                count: count.clone(),
+            }),
+        };
+        let served = std::thread::spawn(move || serve(counted));
+        let source = RemoteSource::connect(
+            client,
+            src.as_os_str().as_encoded_bytes(),
+            Mode::Copy,
+            false,
+            "t".into(),
+            level,
+        )
+        .unwrap();
+        let report = SyncBuilder::new(Mode::Copy, "", &dst)
+            .build()
+            .unwrap()
+            .run_from(&source)
+            .unwrap();
+        drop(source);
+        served.join().unwrap().unwrap();
+        assert_eq!(report.outcome.exit_code(), 0);
+        assert_eq!(std::fs::read(dst.join("mail.eml")).unwrap(), text);
+        sent.push(count.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    assert!(
+        sent[0] * 10 < sent[1],
+        "zstd: {} bytes, off: {} bytes",
+        sent[0],
+        sent[1]
+    );
+    assert!(
+        sent[1] > text.len() as u64,
+        "uncompressed carries the whole file"
     );
 }
