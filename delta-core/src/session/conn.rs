@@ -124,7 +124,7 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Conn, Input), SessionError>
     }
     let conn = Conn::new(duplex.writer, false);
     let mut input = Input::new(duplex.reader);
-    conn.send(&Message::Hello(ours.clone()))?;
+    conn.send(&Message::Hello(ours))?;
     let theirs = hello(&mut input).map_err(|e| match e {
         SessionError::Closed(_) | SessionError::Protocol(ProtocolError::ClosedBeforeHello) => SessionError::Unsupported(
             "the far side closed the connection before answering: is deltasync installed there? Install it, or give its path with --remote-bin".into(),
