@@ -10,9 +10,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use delta_core::exec::Event;
 use delta_core::exec::Report;
-use delta_core::filter::Dialect;
-use delta_core::protocol::{Job, Message, Role};
-use delta_core::session::events::EventRecord;
 use delta_core::session::options;
 use delta_core::session::{self, RemoteSource};
 use delta_core::sync::{Mode, SyncBuilder, SyncJob};
@@ -170,28 +167,6 @@ fn push(
     printer: &Printer,
     a: &TreeArgs,
 ) -> anyhow::Result<Report> {
-    let opts = job.options();
-    let session_job = Job {
-        seed: delta_core::signature::random_seed(),
-        role: Role::Receiver,
-        mode: opts.mode,
-        dry_run: opts.dry_run,
-        options: {
-            let mut o = options::encode(opts);
-            o.push((
-                "compress-level".into(),
-                if a.no_compress {
-                    "off".into()
-                } else {
-                    a.compress_level.to_string()
-                },
-            ));
-            o
-        },
-        filter_dialect: Dialect::Rclone,
-        filter_args: options::flatten(pairs),
-        root: remote.path.as_bytes().to_vec(),
-    };
     match std::fs::metadata(&a.src) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => anyhow::bail!("source {} is not a directory", a.src.display()),
@@ -199,33 +174,18 @@ fn push(
     }
     let mut child = ssh.spawn(remote, &["server".to_string()])?;
     let duplex = child.duplex().expect("fresh child has its pipes");
-    let (conn, mut input) = session::connect(duplex, &session_job).map_err(|e| {
-        anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
-    })?;
-    let report = std::sync::Mutex::new(None);
-    let sink = |m: Message| match m {
-        Message::Event(b) => {
-            if let Ok(r) = EventRecord::from_bytes(&b) {
-                r.emit(&|e| printer.event(e));
-            }
-        }
-        Message::Report(b) => {
-            *report.lock().unwrap_or_else(|e| e.into_inner()) =
-                serde_json::from_slice::<Report>(&b).ok()
-        }
-        _ => {}
-    };
-    let served = session::sender::serve_tree_at(&conn, &mut input, &a.src, session_job.seed, &sink);
-    drop((conn, input));
+    let compress = (!a.no_compress).then_some(a.compress_level);
+    let report = session::push(
+        duplex,
+        &a.src,
+        remote.path.as_bytes(),
+        job.options(),
+        pairs,
+        compress,
+        &|e| printer.event(e),
+    );
     let _ = child.child.wait();
-    served.map_err(|e| anyhow::anyhow!("{}: {e}", remote.destination()))?;
-    let report = report.into_inner().unwrap_or_else(|e| e.into_inner());
-    report.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} ended the session without a report",
-            remote.destination()
-        )
-    })
+    report.map_err(|e| anyhow::anyhow!("{}: {e}", remote.destination()))
 }
 
 /// `deltasync server`: the far side of a session, on standard input and output.

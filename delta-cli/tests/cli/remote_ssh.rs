@@ -20,16 +20,18 @@ fn fake_rsh(scratch: &Scratch) -> PathBuf {
 }
 
 fn pull(rsh: &str, cmd: &str, src: &Tree, dst: &Tree, extra: &[&str]) -> std::process::Output {
-    let from = format!("somehost:{}", src.arg());
-    let mut args = vec![
-        cmd,
-        &from,
-        dst.arg(),
-        "-e",
+    over(
         rsh,
-        "--remote-bin",
-        s(bin_path()),
-    ];
+        cmd,
+        &format!("somehost:{}", src.arg()),
+        dst.arg(),
+        extra,
+    )
+}
+
+/// `deltasync CMD FROM TO -e RSH --remote-bin <this build> EXTRA...`.
+fn over(rsh: &str, cmd: &str, from: &str, to: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![cmd, from, to, "-e", rsh, "--remote-bin", s(bin_path())];
     args.extend_from_slice(extra);
     ds(&args)
 }
@@ -143,15 +145,7 @@ fn a_missing_far_binary_or_source_is_a_clear_error() {
         stderr(&o)
     );
     let from = format!("h:{}/missing", src.arg());
-    let o = ds(&[
-        "copy",
-        &from,
-        dst.arg(),
-        "-e",
-        s(&rsh),
-        "--remote-bin",
-        s(bin_path()),
-    ]);
+    let o = over(s(&rsh), "copy", &from, dst.arg(), &[]);
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("cannot open source"), "{}", stderr(&o));
     let to = format!("h:{}", dst.arg());
@@ -166,18 +160,13 @@ fn a_missing_far_binary_or_source_is_a_clear_error() {
 }
 
 fn push(rsh: &str, cmd: &str, src: &Tree, dst: &Tree, extra: &[&str]) -> std::process::Output {
-    let to = format!("somehost:{}", dst.arg());
-    let mut args = vec![
+    over(
+        rsh,
         cmd,
         src.arg(),
-        &to,
-        "-e",
-        rsh,
-        "--remote-bin",
-        s(bin_path()),
-    ];
-    args.extend_from_slice(extra);
-    ds(&args)
+        &format!("somehost:{}", dst.arg()),
+        extra,
+    )
 }
 
 #[test]
@@ -338,31 +327,14 @@ fn pull_through_a_real_openssh_server_on_loopback() {
     src.file("big.dat", data(11, 2 << 20));
     let dst = sc.tree("dst");
     let from = format!("127.0.0.1:{}", src.arg());
-    let o = ds(&[
-        "sync",
-        &from,
-        dst.arg(),
-        "-e",
-        &rsh,
-        "--remote-bin",
-        s(bin_path()),
-    ]);
+    let o = over(&rsh, "sync", &from, dst.arg(), &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_same(
         &Listing::of(&src.root),
         &Listing::of(&dst.root),
         "pulled over ssh",
     );
-    let o = ds(&[
-        "check",
-        &from,
-        dst.arg(),
-        "-e",
-        &rsh,
-        "--remote-bin",
-        s(bin_path()),
-        "--checksum",
-    ]);
+    let o = over(&rsh, "check", &from, dst.arg(), &["--checksum"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 
     // The connection is killed mid-transfer: a clear error, no partial file, and the rerun
@@ -408,19 +380,22 @@ fn pull_through_a_real_openssh_server_on_loopback() {
             );
         }
     }
-    let o = ds(&[
-        "sync",
-        &from,
-        dst.arg(),
-        "-e",
-        &rsh,
-        "--remote-bin",
-        s(bin_path()),
-    ]);
+    let o = over(&rsh, "sync", &from, dst.arg(), &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_same(
         &Listing::of(&src.root),
         &Listing::of(&dst.root),
         "rerun after the kill",
+    );
+
+    // And the other way: push the tree to a new destination over the same server.
+    let pushed = sc.tree("pushed");
+    let to = format!("127.0.0.1:{}", pushed.arg());
+    let o = over(&rsh, "sync", src.arg(), &to, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&pushed.root),
+        "pushed over ssh",
     );
 }

@@ -107,3 +107,56 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
 }
 #[cfg(test)]
 mod tests;
+
+/// Pushes the local tree at `src` to a far receiver reached over `duplex`: the far side runs
+/// the pass described by `opts` and the rclone-spelled `filter` pairs (see
+/// [`options::build_filter`]) into `dst_root`, while this side serves the tree. The far
+/// side's events reach `callback`; its report is returned. `compress` is the zstd level
+/// (`None`: off).
+pub fn push(
+    duplex: Duplex,
+    src: &std::path::Path,
+    dst_root: &[u8],
+    opts: &crate::sync::SyncOptions,
+    filter: &[(Vec<u8>, Vec<u8>)],
+    compress: Option<i32>,
+    callback: &(dyn Fn(&crate::exec::Event<'_>) + Sync),
+) -> Result<crate::exec::Report, SessionError> {
+    let mut options = options::encode(opts);
+    options.push((
+        "compress-level".into(),
+        compress.map_or("off".into(), |l| l.to_string()),
+    ));
+    let job = crate::protocol::Job {
+        seed: crate::signature::random_seed(),
+        role: Role::Receiver,
+        mode: opts.mode,
+        dry_run: opts.dry_run,
+        options,
+        filter_dialect: crate::filter::Dialect::Rclone,
+        filter_args: options::flatten(filter),
+        root: dst_root.to_vec(),
+    };
+    let (conn, mut input) = connect(duplex, &job)?;
+    let report = std::sync::Mutex::new(None);
+    let sink = |m: Message| match m {
+        Message::Event(b) => {
+            if let Ok(r) = events::EventRecord::from_bytes(&b) {
+                r.emit(callback);
+            }
+        }
+        Message::Report(b) => {
+            *report.lock().unwrap_or_else(|e| e.into_inner()) = serde_json::from_slice(&b).ok()
+        }
+        _ => {}
+    };
+    let served = sender::serve_tree_at(&conn, &mut input, src, job.seed, &sink);
+    drop((conn, input));
+    served?;
+    report
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or(SessionError::Closed(
+            "the receiver ended the session without a report",
+        ))
+}
