@@ -58,6 +58,8 @@ pub mod rsync;
 pub mod rule;
 pub mod size;
 pub mod source;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::fmt::Write as _;
 use std::time::SystemTime;

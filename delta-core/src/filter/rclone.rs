@@ -433,39 +433,7 @@ mod tests {
     use crate::filter::age::{RcloneAge, UnixTime};
     use crate::filter::Verdict;
 
-    /// The tree of the reference's verified transcript (§2.2).
-    const TREE: &[&str] = &[
-        "a.dat",
-        "index1.dat",
-        "Index1.dat",
-        "fg1/x.dat",
-        "fg1/index.dat",
-        "fg1/db.fdb",
-        "fg1/sub/y.DAT",
-        "fg1/sub/indexes.txt",
-        "index_dir/z.dat",
-        "Index/w.dat",
-    ];
-
-    /// Walks TREE as rclone's march does: a file is listed only if every ancestor directory
-    /// was descended into and the file itself is included.
-    fn selected(f: &Filter) -> Vec<&'static str> {
-        let mut out: Vec<&str> = TREE
-            .iter()
-            .copied()
-            .filter(|p| {
-                let b = p.as_bytes();
-                let ancestors_ok = b
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &c)| c == b'/')
-                    .all(|(i, _)| f.descend(&b[..i]));
-                ancestors_ok && f.path_included(b)
-            })
-            .collect();
-        out.sort_unstable();
-        out
-    }
+    use crate::filter::testutil::selected;
 
     fn sorted(mut v: Vec<&'static str>) -> Vec<&'static str> {
         v.sort_unstable();

@@ -273,35 +273,7 @@ mod tests {
     use crate::filter::age::UnixTime;
     use crate::filter::Verdict;
 
-    const TREE: &[&str] = &[
-        "a.dat",
-        "index1.dat",
-        "Index1.dat",
-        "fg1/x.dat",
-        "fg1/index.dat",
-        "fg1/db.fdb",
-        "fg1/sub/y.DAT",
-        "fg1/sub/indexes.txt",
-        "index_dir/z.dat",
-        "Index/w.dat",
-    ];
-
-    fn selected(f: &Filter) -> Vec<&'static str> {
-        let mut out: Vec<&str> = TREE
-            .iter()
-            .copied()
-            .filter(|p| {
-                let b = p.as_bytes();
-                b.iter()
-                    .enumerate()
-                    .filter(|(_, &c)| c == b'/')
-                    .all(|(i, _)| f.descend(&b[..i]))
-                    && f.path_included(b)
-            })
-            .collect();
-        out.sort_unstable();
-        out
-    }
+    use crate::filter::testutil::selected;
 
     #[test]
     fn reference_guide_step_1() {
