@@ -116,23 +116,8 @@ pub struct TreeArgs {
     /// fsync every file before renaming it into place
     #[arg(long, help_heading = "Pass")]
     pub fsync: bool,
-    /// Remote shell used to start the far deltasync (default: ssh), e.g. "ssh -p 2222 -i key"
-    #[arg(
-        short = 'e',
-        long = "rsh",
-        value_name = "COMMAND",
-        help_heading = "Remote"
-    )]
-    pub rsh: Option<String>,
-    /// Path of deltasync on the far host (default: deltasync, found through its PATH)
-    #[arg(long, value_name = "PATH", help_heading = "Remote")]
-    pub remote_bin: Option<String>,
-    /// zstd level for remote transfers (1-19)
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), help_heading = "Remote")]
-    pub compress_level: i32,
-    /// Send remote data uncompressed
-    #[arg(long, help_heading = "Remote")]
-    pub no_compress: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Don't cross file-system boundaries in the source
     #[arg(short = 'x', long, help_heading = "Pass")]
     pub one_file_system: bool,
@@ -475,4 +460,26 @@ mod tests {
         assert!(parse_wait("2x").is_err());
         assert!(parse_wait("-1s").is_err());
     }
+}
+
+/// How a far deltasync is reached (used when SRC or DST is `[user@]host:path`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RemoteArgs {
+    /// Remote shell used to start the far deltasync (default: ssh), e.g. "ssh -p 2222 -i key"
+    #[arg(
+        short = 'e',
+        long = "rsh",
+        value_name = "COMMAND",
+        help_heading = "Remote"
+    )]
+    pub rsh: Option<String>,
+    /// Path of deltasync on the far host (default: deltasync, found through its PATH)
+    #[arg(long, value_name = "PATH", help_heading = "Remote")]
+    pub remote_bin: Option<String>,
+    /// zstd level for remote transfers (1-19)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), help_heading = "Remote")]
+    pub compress_level: i32,
+    /// Send remote data uncompressed
+    #[arg(long, help_heading = "Remote")]
+    pub no_compress: bool,
 }

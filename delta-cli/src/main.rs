@@ -1,6 +1,7 @@
 //! `deltasync`: maps command lines onto delta-core and results onto exit codes.
 
 mod args;
+mod connect;
 mod native;
 mod output;
 mod rdiff;

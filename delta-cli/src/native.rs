@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use delta_core::exec::Event;
-use delta_core::exec::Report;
-use delta_core::session::options;
-use delta_core::session::{self, RemoteSource};
-use delta_core::sync::{Mode, SyncBuilder, SyncJob};
-use delta_core::transport::{Duplex, Remote, SshCommand};
+use delta_core::session::options::{self, FilterSpec};
+use delta_core::sync::{Mode, SyncBuilder};
+use delta_core::transport::{Duplex, Remote};
 
 use crate::args::TreeArgs;
+use crate::connect;
 use crate::output::{Printer, Style};
 
 /// Runs one pass and returns the exit code.
@@ -120,72 +119,16 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             o.force_delete = a.force_delete;
         })
         .build()?;
-    let ssh = || -> anyhow::Result<SshCommand> {
-        let mut ssh = match &a.rsh {
-            Some(rsh) => SshCommand::with_rsh(rsh).map_err(anyhow::Error::msg)?,
-            None => SshCommand::default(),
-        };
-        if let Some(bin) = &a.remote_bin {
-            ssh.remote_bin = bin.clone();
-        }
-        Ok(ssh)
-    };
+    let spec = FilterSpec::rclone(pairs);
     let report = match (remote_src, remote_dst) {
-        (Some(remote), _) => {
-            let mut child = ssh()?.spawn(&remote, &["server".to_string()])?;
-            let duplex = child.duplex().expect("fresh child has its pipes");
-            let source = RemoteSource::connect(
-                duplex,
-                remote.path.as_bytes(),
-                mode,
-                a.dry_run,
-                src_arg.clone(),
-                (!a.no_compress).then_some(a.compress_level),
-            )
-            .map_err(|e| {
-                anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination())
-            })?;
-            let report = job.run_from(&source);
-            drop(source);
-            let _ = child.child.wait();
-            report?
-        }
-        (None, Some(remote)) => push(&job, &remote, ssh()?, &pairs, &printer, &a)?,
+        (Some(remote), _) => connect::pull(&job, &remote, &a.remote, &spec, src_arg)?,
+        (None, Some(remote)) => connect::push(&job, &a.src, &remote, &a.remote, &spec, &|e| {
+            printer.event(e)
+        })?,
         (None, None) => job.run()?,
     };
     printer.finish(&report, a.stats);
     Ok(report.outcome.exit_code())
-}
-
-/// Pushes to a far destination: the far side runs the pass from our tree; its events come
-/// back here to be rendered.
-fn push(
-    job: &SyncJob,
-    remote: &Remote,
-    ssh: SshCommand,
-    pairs: &[(Vec<u8>, Vec<u8>)],
-    printer: &Printer,
-    a: &TreeArgs,
-) -> anyhow::Result<Report> {
-    match std::fs::metadata(&a.src) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => anyhow::bail!("source {} is not a directory", a.src.display()),
-        Err(e) => anyhow::bail!("source {}: {e}", a.src.display()),
-    }
-    let mut child = ssh.spawn(remote, &["server".to_string()])?;
-    let duplex = child.duplex().expect("fresh child has its pipes");
-    let compress = (!a.no_compress).then_some(a.compress_level);
-    let report = session::push(
-        duplex,
-        &a.src,
-        remote.path.as_bytes(),
-        job.options(),
-        pairs,
-        compress,
-        &|e| printer.event(e),
-    );
-    let _ = child.child.wait();
-    report.map_err(|e| anyhow::anyhow!("{}: {e}", remote.destination()))
 }
 
 /// `deltasync server`: the far side of a session, on standard input and output.

@@ -13,7 +13,7 @@
 //!
 //! Deadlock freedom: each side reads its input on a dedicated thread that never waits on its
 //! own writer; writers take a lock per whole frame. Memory is bounded by the per-request
-//! channels and the frame limit. Pushing (the far side as receiver) is not built yet.
+//! channels and the frame limit.
 
 mod conn;
 pub mod events;
@@ -77,8 +77,12 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
     let mut opts = crate::sync::SyncOptions::new(job.mode);
     opts.dry_run = job.dry_run;
     options::decode(&job.options, &mut opts).map_err(|e| fail(e.to_string()))?;
-    let filter = options::build_filter(&options::pairs(&job.filter_args))
-        .map_err(|e| fail(format!("filter: {e}")))?;
+    let filter = options::FilterSpec {
+        dialect: job.filter_dialect,
+        pairs: options::pairs(&job.filter_args),
+    }
+    .build()
+    .map_err(|e| fail(format!("filter: {e}")))?;
     let root = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
     let source = RemoteSource::over(conn.clone(), input, job.seed, "the client".into());
     let events = conn.clone();
@@ -108,35 +112,57 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
 #[cfg(test)]
 mod tests;
 
-/// Pushes the local tree at `src` to a far receiver reached over `duplex`: the far side runs
-/// the pass described by `opts` and the rclone-spelled `filter` pairs (see
-/// [`options::build_filter`]) into `dst_root`, while this side serves the tree. The far
-/// side's events reach `callback`; its report is returned. `compress` is the zstd level
-/// (`None`: off).
-pub fn push(
-    duplex: Duplex,
-    src: &std::path::Path,
-    dst_root: &[u8],
+/// The job a client asks the far side to do.
+fn job(
+    role: Role,
+    seed: u64,
     opts: &crate::sync::SyncOptions,
-    filter: &[(Vec<u8>, Vec<u8>)],
+    filter: &options::FilterSpec,
     compress: Option<i32>,
-    callback: &(dyn Fn(&crate::exec::Event<'_>) + Sync),
-) -> Result<crate::exec::Report, SessionError> {
+    root: &[u8],
+) -> crate::protocol::Job {
     let mut options = options::encode(opts);
     options.push((
         "compress-level".into(),
         compress.map_or("off".into(), |l| l.to_string()),
     ));
-    let job = crate::protocol::Job {
-        seed: crate::signature::random_seed(),
-        role: Role::Receiver,
+    crate::protocol::Job {
+        seed,
+        role,
         mode: opts.mode,
         dry_run: opts.dry_run,
         options,
-        filter_dialect: crate::filter::Dialect::Rclone,
-        filter_args: options::flatten(filter),
-        root: dst_root.to_vec(),
-    };
+        filter_dialect: filter.dialect,
+        filter_args: options::flatten(&filter.pairs),
+        root: root.to_vec(),
+    }
+}
+
+/// Pushes the local tree at `src` to a far receiver reached over `duplex`: the far side runs
+/// the pass described by `opts` and `filter` into `dst_root`, while this side serves the tree
+/// (pruned by the same filter). The far side's events reach `callback`; its report is
+/// returned. `compress` is the zstd level (`None`: off).
+pub fn push(
+    duplex: Duplex,
+    src: &std::path::Path,
+    dst_root: &[u8],
+    opts: &crate::sync::SyncOptions,
+    filter: &options::FilterSpec,
+    compress: Option<i32>,
+    callback: &(dyn Fn(&crate::exec::Event<'_>) + Sync),
+) -> Result<crate::exec::Report, SessionError> {
+    let walk = filter
+        .build()
+        .map(|f| sender::WalkOptions::of(opts, &f))
+        .map_err(|e| SessionError::Unsupported(format!("filter: {e}")))?;
+    let job = job(
+        Role::Receiver,
+        crate::signature::random_seed(),
+        opts,
+        filter,
+        compress,
+        dst_root,
+    );
     let (conn, mut input) = connect(duplex, &job)?;
     let report = std::sync::Mutex::new(None);
     let sink = |m: Message| match m {
@@ -150,7 +176,7 @@ pub fn push(
         }
         _ => {}
     };
-    let served = sender::serve_tree_at(&conn, &mut input, src, job.seed, &sink);
+    let served = sender::serve_tree_at(&conn, &mut input, src, job.seed, &walk, &sink);
     drop((conn, input));
     served?;
     report

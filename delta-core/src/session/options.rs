@@ -1,9 +1,11 @@
 //! Job options on the wire: the sync options a far receiver needs, as key/value pairs, and
-//! the filter as (kind, value) pairs of rclone's flags.
+//! the filter as (kind, value) pairs of rclone's or rsync's flags ([`FilterSpec`]).
 
 use std::time::Duration;
 
-use crate::filter::{Filter, FilterError, RcloneFilterBuilder, TimeBase};
+use crate::filter::{
+    Dialect, Filter, FilterError, RcloneFilterBuilder, RsyncFilterBuilder, TimeBase,
+};
 use crate::sync::SyncOptions;
 
 use super::SessionError;
@@ -34,6 +36,7 @@ pub fn encode(o: &SyncOptions) -> Vec<(String, String)> {
         ("symlinks".into(), b(o.symlinks)),
         ("specials".into(), b(o.specials)),
         ("empty-dirs".into(), b(o.empty_dirs)),
+        ("one-file-system".into(), b(o.one_file_system)),
     ];
     if let Some(m) = o.max_delete {
         v.push(("max-delete".into(), m.to_string()));
@@ -73,6 +76,7 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
             "symlinks" => o.symlinks = flag()?,
             "specials" => o.specials = flag()?,
             "empty-dirs" => o.empty_dirs = flag()?,
+            "one-file-system" => o.one_file_system = flag()?,
             "max-delete" => o.max_delete = Some(num()?),
             // The session's own option (see `conn::compression`).
             "compress-level" => {}
@@ -83,19 +87,72 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
     Ok(())
 }
 
+/// A filter as it crosses the wire: its dialect and (kind, value) pairs, rebuilt by whichever
+/// side walks or plans. Files named by `*-from` rules are read where the user gave them and
+/// travel as contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterSpec {
+    /// How the rules are spelled.
+    pub dialect: Dialect,
+    /// The rules, see [`build_filter`] (rclone) and [`build_rsync_filter`] (rsync).
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for FilterSpec {
+    fn default() -> Self {
+        Self::rclone(Vec::new())
+    }
+}
+
+impl FilterSpec {
+    /// rclone-spelled pairs.
+    pub fn rclone(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        Self {
+            dialect: Dialect::Rclone,
+            pairs,
+        }
+    }
+
+    /// rsync-spelled pairs.
+    pub fn rsync(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        Self {
+            dialect: Dialect::Rsync,
+            pairs,
+        }
+    }
+
+    /// The filter.
+    pub fn build(&self) -> Result<Filter, FilterError> {
+        match self.dialect {
+            Dialect::Rsync => build_rsync_filter(&self.pairs),
+            Dialect::Rclone => build_filter(&self.pairs),
+            other => Err(FilterError::Unsupported {
+                rule: format!("{other:?}"),
+                what: "this filter dialect cannot be sent to a far side",
+            }),
+        }
+    }
+}
+
+/// Splits `kind=NAME` keys (which carry a file's contents) into the kind and the name errors
+/// should show.
+fn split_key(k: &[u8]) -> (&[u8], String) {
+    match k.iter().position(|&b| b == b'=') {
+        Some(i) => (&k[..i], String::from_utf8_lossy(&k[i + 1..]).into_owned()),
+        None => (k, String::from_utf8_lossy(k).into_owned()),
+    }
+}
+
 /// An rclone-spelled filter from (kind, value) pairs: `filter`, `include`, `exclude` (a rule),
 /// `filter-from=NAME`, `include-from=NAME`, `exclude-from=NAME` (a file's contents, read where
-/// the user gave it, and its name for messages), `ignore-case`, `delete-excluded`, `min-age`, `max-age`, `min-size`, `max-size`.
+/// the user gave it, and its name for messages), `ignore-case`, `delete-excluded`, `min-age`,
+/// `max-age`, `min-size`, `max-size`.
 pub fn build_filter(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Filter, FilterError> {
     let mut f = RcloneFilterBuilder::new();
     f.time_base(TimeBase::now_local());
     for (k, v) in pairs {
         let text = String::from_utf8_lossy(v);
-        // `*-from=NAME` keys carry a file's contents and the name errors should show.
-        let (kind, name) = match k.iter().position(|&b| b == b'=') {
-            Some(i) => (&k[..i], String::from_utf8_lossy(&k[i + 1..]).into_owned()),
-            None => (&k[..], String::from_utf8_lossy(k).into_owned()),
-        };
+        let (kind, name) = split_key(k);
         match kind {
             b"filter" => f.filter(&text),
             b"include" => f.include(&text),
@@ -109,13 +166,41 @@ pub fn build_filter(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Filter, FilterError>
             b"max-age" => f.max_age(&text),
             b"min-size" => f.min_size(&text),
             b"max-size" => f.max_size(&text),
-            _ => f.filter(&format!(
-                "? unknown filter kind {}",
-                String::from_utf8_lossy(k)
-            )),
+            _ => return Err(unknown_kind(k)),
         };
     }
     f.build()
+}
+
+/// An rsync-spelled filter from (kind, value) pairs: `filter`, `include`, `exclude` (a rule,
+/// bytes as given), `include-from=NAME`, `exclude-from=NAME` (a file's contents),
+/// `delete-excluded`, `min-size`, `max-size`, and `root-name` (the source's last component when
+/// it was named without a trailing slash).
+pub fn build_rsync_filter(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Filter, FilterError> {
+    let mut f = RsyncFilterBuilder::new();
+    for (k, v) in pairs {
+        let text = String::from_utf8_lossy(v);
+        let (kind, name) = split_key(k);
+        match kind {
+            b"filter" => f.filter(v),
+            b"include" => f.include(v),
+            b"exclude" => f.exclude(v),
+            b"include-from" => f.include_from_bytes(&name, v.clone()),
+            b"exclude-from" => f.exclude_from_bytes(&name, v.clone()),
+            b"delete-excluded" => f.delete_excluded(true),
+            b"min-size" => f.min_size(&text),
+            b"max-size" => f.max_size(&text),
+            b"root-name" => f.root_name(v),
+            _ => return Err(unknown_kind(k)),
+        };
+    }
+    f.build()
+}
+
+fn unknown_kind(k: &[u8]) -> FilterError {
+    FilterError::UnknownRule {
+        rule: String::from_utf8_lossy(k).into_owned(),
+    }
 }
 
 /// Flattens pairs into the Job's argument list (kind, value, kind, value, …).

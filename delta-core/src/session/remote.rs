@@ -13,15 +13,11 @@ use crate::checksum::FileHasher;
 use crate::delta::{apply, ApplyOptions, Basis};
 use crate::exec::meta::Meta;
 use crate::exec::transfer::{Moved, TransferError, TransferOptions};
-use crate::filter::Dialect;
 use crate::input::{Access, InputFile};
-use crate::protocol::{
-    DataStatus, DigestStatus, Job, ListChecker, Message, Request, Role, MAX_CHUNK,
-};
+use crate::protocol::{DataStatus, DigestStatus, ListChecker, Message, Request, Role, MAX_CHUNK};
 use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
 use crate::signature::{Signature, SignatureFormat, SignatureOptions};
 use crate::sync::source::{Listing, Source};
-use crate::sync::Mode;
 use crate::transport::Duplex;
 use crate::tree::Tree;
 
@@ -62,31 +58,20 @@ impl std::fmt::Debug for RemoteSource {
 }
 
 impl RemoteSource {
-    /// Starts a session over `duplex` asking the far side to send the tree at `root`.
-    /// `describe` names it in messages (`host:path`).
-    /// `compress` is the zstd level for the session (`None`: off).
+    /// Starts a session over `duplex` asking the far side to send the tree at `root` for a
+    /// pass with `opts` and `filter` (the far side prunes its walk with them; the pass filters
+    /// every entry again). `describe` names it in messages (`host:path`); `compress` is the
+    /// zstd level for the session (`None`: off).
     pub fn connect(
         duplex: Duplex,
         root: &[u8],
-        mode: Mode,
-        dry_run: bool,
+        opts: &crate::sync::SyncOptions,
+        filter: &super::options::FilterSpec,
         describe: String,
         compress: Option<i32>,
     ) -> Result<Self, SessionError> {
         let seed = crate::signature::random_seed();
-        let job = Job {
-            seed,
-            role: Role::Sender,
-            mode,
-            dry_run,
-            options: vec![(
-                "compress-level".into(),
-                compress.map_or("off".into(), |l| l.to_string()),
-            )],
-            filter_dialect: Dialect::Rclone,
-            filter_args: Vec::new(),
-            root: root.to_vec(),
-        };
+        let job = super::job(Role::Sender, seed, opts, filter, compress, root);
         let (conn, input) = connect(duplex, &job)?;
         Ok(Self::over(Arc::new(conn), input, seed, describe))
     }

@@ -21,7 +21,7 @@ use crate::input::{Access, InputFile};
 use crate::protocol::{
     DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, MAX_CHUNK, MAX_SIGNATURE,
 };
-use crate::scan::{Timestamp, WalkBuilder};
+use crate::scan::{DescendFilter, Timestamp, WalkBuilder};
 use crate::signature::{Signature, SignatureLimits};
 use crate::tree::Tree;
 
@@ -43,19 +43,64 @@ enum Work {
     },
 }
 
-/// Serves the tree named by the job until the receiver is done (the far side of a pull).
-pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), SessionError> {
-    let root = PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
-    serve_tree_at(conn, input, &root, job.seed, &|_| {})
+/// How the sender walks its tree: the same pruning the receiver's pass would apply to a local
+/// source, so directories the filter excludes are never read (the receiver still filters
+/// every listed entry).
+#[derive(Clone, Default)]
+pub struct WalkOptions {
+    /// Directories not to enter.
+    pub descend: Option<DescendFilter>,
+    /// Stay on the root's file system.
+    pub one_file_system: bool,
 }
 
-/// Serves the tree at `root` until the receiver is done; `Event` and `Report` messages from a
-/// receiver running the pass (a push) go to `sink`.
+impl std::fmt::Debug for WalkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalkOptions")
+            .field("descend", &self.descend.is_some())
+            .field("one_file_system", &self.one_file_system)
+            .finish()
+    }
+}
+
+impl WalkOptions {
+    /// The walk a pass with these options and this filter asks for.
+    pub fn of(opts: &crate::sync::SyncOptions, filter: &crate::filter::Filter) -> Self {
+        let filter = filter.clone();
+        Self {
+            descend: Some(std::sync::Arc::new(move |p: &[u8], _| filter.descend(p))),
+            one_file_system: opts.one_file_system,
+        }
+    }
+}
+
+/// Serves the tree named by the job until the receiver is done (the far side of a pull). The
+/// job's filter and options prune the walk.
+pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), SessionError> {
+    let fail = |msg: String| {
+        let _ = conn.send(&Message::Error(msg.clone()));
+        SessionError::Peer(msg)
+    };
+    let mut opts = crate::sync::SyncOptions::new(job.mode);
+    super::options::decode(&job.options, &mut opts).map_err(|e| fail(e.to_string()))?;
+    let spec = super::options::FilterSpec {
+        dialect: job.filter_dialect,
+        pairs: super::options::pairs(&job.filter_args),
+    };
+    let filter = spec.build().map_err(|e| fail(format!("filter: {e}")))?;
+    let root = PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
+    let walk = WalkOptions::of(&opts, &filter);
+    serve_tree_at(conn, input, &root, job.seed, &walk, &|_| {})
+}
+
+/// Serves the tree at `root` until the receiver is done, walked as `walk` says; `Event` and
+/// `Report` messages from a receiver running the pass (a push) go to `sink`.
 pub fn serve_tree_at(
     conn: &Conn,
     input: &mut Input,
     root: &Path,
     seed: u64,
+    walk: &WalkOptions,
     sink: &(dyn Fn(Message) + Sync),
 ) -> Result<(), SessionError> {
     let tree = match Tree::open(root) {
@@ -69,7 +114,7 @@ pub fn serve_tree_at(
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
     let rx = Mutex::new(rx);
     std::thread::scope(|s| {
-        s.spawn(|| send_listing(conn, root));
+        s.spawn(|| send_listing(conn, root, walk));
         for _ in 0..WORKERS {
             s.spawn(|| work(conn, &tree, seed, &rx));
         }
@@ -151,13 +196,18 @@ fn read_requests(
     }
 }
 
-fn send_listing(conn: &Conn, root: &std::path::Path) {
+fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions) {
     let mut batcher = EntryBatcher::new();
     let flush = |b: &mut EntryBatcher| {
         b.take()
             .map_or(Ok(()), |batch| conn.send(&Message::Entries(batch)))
     };
-    for item in WalkBuilder::new(root).follow_root_symlink(true).build() {
+    let entries = WalkBuilder::new(root)
+        .follow_root_symlink(true)
+        .one_file_system(walk.one_file_system)
+        .descend_filter(walk.descend.clone())
+        .build();
+    for item in entries {
         let r = match item {
             Ok(e) => match batcher.push(e) {
                 Ok(Some(batch)) => conn.send(&Message::Entries(batch)),

@@ -11,8 +11,9 @@ use super::conn::accept;
 use super::*;
 use crate::protocol::{encode_frame, DataStatus, Hello, Message, Request};
 use crate::scan::{Entry, EntryKind, EntryParts, Timestamp};
-use crate::sync::{Mode, SyncBuilder};
+use crate::sync::{Mode, SyncBuilder, SyncOptions};
 use crate::transport::Duplex;
+use options::FilterSpec;
 
 fn entry(path: &str, kind: EntryKind, size: u64) -> Entry {
     Entry::from_parts(EntryParts {
@@ -39,8 +40,15 @@ fn pull_from(
         script(&conn, &mut input);
         // Then hang up.
     });
-    let source = RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into(), Some(3))
-        .map_err(|e| e.to_string())?;
+    let source = RemoteSource::connect(
+        client,
+        b"/src",
+        &SyncOptions::new(Mode::Sync),
+        &FilterSpec::default(),
+        "fake".into(),
+        Some(3),
+    )
+    .map_err(|e| e.to_string())?;
     let job = SyncBuilder::new(Mode::Sync, "", dst)
         .configure(|o| o.force_delete = true)
         .build()
@@ -197,8 +205,15 @@ fn pull_raw(dst: &Path, raw: Vec<u8>) -> crate::exec::Report {
         let mut sink = [0u8; 4096];
         while matches!(server.reader.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let source =
-        RemoteSource::connect(client, b"/src", Mode::Sync, false, "fake".into(), Some(3)).unwrap();
+    let source = RemoteSource::connect(
+        client,
+        b"/src",
+        &SyncOptions::new(Mode::Sync),
+        &FilterSpec::default(),
+        "fake".into(),
+        Some(3),
+    )
+    .unwrap();
     let job = SyncBuilder::new(Mode::Sync, "", dst).build().unwrap();
     let r = job.run_from(&source).unwrap();
     drop(source);
@@ -351,8 +366,8 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
         let source = RemoteSource::connect(
             client,
             src.as_os_str().as_encoded_bytes(),
-            Mode::Copy,
-            false,
+            &SyncOptions::new(Mode::Copy),
+            &FilterSpec::default(),
             "t".into(),
             level,
         )

@@ -7,7 +7,10 @@
 //!   through the user's own `ssh` (so `~/.ssh/config`, agents, ProxyJump and ControlMaster
 //!   apply), or through the `-e/--rsh` command the user gave;
 //! - [`Duplex`] is any pair of byte streams a session runs over: a child's pipes, or an
-//!   in-memory pair ([`Duplex::pair`]) for tests and for embedding.
+//!   in-memory pair ([`Duplex::pair`]) for tests and for embedding;
+//! - [`Connector`] is how a far deltasync is started and reached: [`SshCommand`] spawns the
+//!   user's `ssh`; any other way (an in-process SSH client, a socket) implements the same trait
+//!   and yields a [`Connection`].
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -135,6 +138,64 @@ impl SshCommand {
             stdin: Some(stdin),
             stdout: Some(stdout),
         })
+    }
+}
+
+/// Starts a far deltasync and yields the byte streams to it.
+pub trait Connector: Send + Sync {
+    /// Runs `remote_bin server_args...` on `remote`'s host.
+    fn connect(&self, remote: &Remote, server_args: &[String]) -> io::Result<Connection>;
+}
+
+impl Connector for SshCommand {
+    fn connect(&self, remote: &Remote, server_args: &[String]) -> io::Result<Connection> {
+        let mut child = self.spawn(remote, server_args)?;
+        let duplex = child.duplex().expect("a fresh child has its pipes");
+        Ok(Connection::new(duplex, move || {
+            let status = child.child.wait()?;
+            Ok(status.code())
+        }))
+    }
+}
+
+/// A far side being talked to: its byte streams, and how to wait for it to end.
+pub struct Connection {
+    /// The byte streams; take them with [`Connection::take_duplex`].
+    duplex: Option<Duplex>,
+    finish: Option<Box<dyn FnOnce() -> io::Result<Option<i32>> + Send>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection over `duplex`; `finish` waits for the far side and returns its exit code
+    /// (`None` when it has none, e.g. killed by a signal).
+    pub fn new(
+        duplex: Duplex,
+        finish: impl FnOnce() -> io::Result<Option<i32>> + Send + 'static,
+    ) -> Self {
+        Self {
+            duplex: Some(duplex),
+            finish: Some(Box::new(finish)),
+        }
+    }
+
+    /// The byte streams (once).
+    pub fn take_duplex(&mut self) -> Option<Duplex> {
+        self.duplex.take()
+    }
+
+    /// Waits for the far side to end (drop the duplex first) and returns its exit code.
+    pub fn finish(mut self) -> io::Result<Option<i32>> {
+        self.duplex = None;
+        match self.finish.take() {
+            Some(f) => f(),
+            None => Ok(None),
+        }
     }
 }
 
