@@ -36,7 +36,7 @@ fn over(rsh: &str, cmd: &str, from: &str, to: &str, extra: &[&str]) -> std::proc
     ds(&args)
 }
 
-fn bin_path() -> &'static Path {
+pub(crate) fn bin_path() -> &'static Path {
     Box::leak(bin().into_boxed_path())
 }
 
@@ -219,10 +219,21 @@ fn push_copy_sync_with_filters_and_rails_through_a_remote_shell() {
 }
 
 /// An OpenSSH server on 127.0.0.1 with throwaway keys, stopped on drop.
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
-    port: u16,
-    key: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) key: PathBuf,
+}
+
+impl Sshd {
+    /// The `-e` command that reaches this server as the current user with its throwaway key.
+    pub(crate) fn rsh(&self) -> String {
+        format!(
+            "ssh -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            self.port,
+            self.key.display()
+        )
+    }
 }
 
 impl Drop for Sshd {
@@ -232,7 +243,7 @@ impl Drop for Sshd {
     }
 }
 
-fn keygen(path: &Path) {
+pub(crate) fn keygen(path: &Path) {
     let o = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
@@ -245,7 +256,7 @@ fn keygen(path: &Path) {
     );
 }
 
-fn start_sshd(sc: &Scratch) -> Sshd {
+pub(crate) fn start_sshd(sc: &Scratch) -> Sshd {
     let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
         .iter()
         .map(PathBuf::from)
@@ -273,8 +284,11 @@ fn start_sshd(sc: &Scratch) -> Sshd {
         .unwrap()
         .trim()
         .to_string();
+    // Several servers may start at once in this process: each call takes its own ports.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for attempt in 0..20u16 {
-        let port = 20000 + (std::process::id() as u16 % 20000) + attempt * 7;
+        let port = 20000 + (std::process::id() as u16 % 20000) + call * 211 + attempt * 7;
         let config = dir.join("sshd_config");
         fs::write(
             &config,
