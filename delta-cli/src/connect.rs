@@ -51,7 +51,12 @@ pub fn pull(
         describe,
         compression(a),
     )
-    .map_err(|e| anyhow::anyhow!("cannot start a session with {}: {e}", remote.destination()))?;
+    .map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "cannot start a session with {}",
+            remote.destination()
+        ))
+    })?;
     let report = job.run_from(&source);
     drop(source);
     let _ = conn.finish();
@@ -87,7 +92,7 @@ pub fn push(
         callback,
     );
     let _ = conn.finish();
-    report.map_err(|e| anyhow::anyhow!("{}: {e}", remote.destination()))
+    report.map_err(|e| anyhow::Error::new(e).context(remote.destination()))
 }
 
 fn server_args() -> Vec<String> {

@@ -22,13 +22,17 @@
 //! * Deletions are skipped when a source is missing ("IO error encountered"), as rsync does.
 //!   The core's rails stay on: an empty source, more than half of the destination, or a file
 //!   system's root stop deletions (exit 25) unless `--force-delete`, a deltasync extension.
-//! * `-e/--rsh` and `--rsync-path` are accepted for local transfers and unused; a remote
-//!   `HOST:PATH` is refused until remote transfers exist.
+//! * A source or DEST written `[USER@]HOST:PATH` is on a far host, reached as rsync does: `-e`
+//!   (else `RSYNC_RSH`, else `ssh`) starts `deltasync server` there (`--rsync-path` names it,
+//!   as a command: `--rsync-path="sudo deltasync"` works). The pass runs where DEST is; the
+//!   filter rules travel with the job (rule files are read here), and the far sender prunes
+//!   excluded directories. rsync's daemon forms (`HOST::MODULE`, `rsync://`) are refused.
 //!
 //! Exit codes: 0 success; 1 syntax or usage; 3 errors selecting input/output files or
-//! directories; 4 a valid request deltasync does not support (remote paths, file or symlink
+//! directories; 4 a valid request deltasync does not support (daemon paths, file or symlink
 //! sources, merging several `SRC/` with `--delete`); 11 file I/O (a missing DEST parent,
-//! unreadable filter files); 23 partial transfer due to errors (also a missing source); 24
+//! unreadable filter files); 5 the far side could not be started; 12 the session with the
+//! far side broke; 23 partial transfer due to errors (also a missing source); 24
 //! vanished source files; 25 deletions stopped by `--max-delete` or a rail.
 
 use std::ffi::{OsStr, OsString};
@@ -42,7 +46,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use delta_core::exec::{Change, Event, Outcome, Problem, Report};
-use delta_core::filter::RsyncFilterBuilder;
+use delta_core::session::options::FilterSpec;
+use delta_core::transport::Remote;
+
+use crate::args::RemoteArgs;
+use crate::connect;
 use delta_core::plan::Action;
 use delta_core::scan::EntryKind;
 use delta_core::sync::{Mode, SyncBuilder, SyncError};
@@ -182,8 +190,8 @@ pub const OPTIONS: &[OptDef] = &[
     flag(Opt::Stats, "stats", None, "print transfer statistics"),
     flag(Opt::ItemizeChanges, "itemize-changes", Some('i'), "a change summary per entry (YXcstpoguax)"),
     flag(Opt::Progress, "progress", None, "show progress per file"),
-    valued(Opt::Rsh, "rsh", Some('e'), "COMMAND", "remote shell (for remote transfers; accepted and unused locally)"),
-    valued(Opt::RsyncPath, "rsync-path", None, "PROGRAM", "the remote deltasync (for remote transfers; accepted and unused locally)"),
+    valued(Opt::Rsh, "rsh", Some('e'), "COMMAND", "remote shell for HOST:PATH operands (default: $RSYNC_RSH, else ssh)"),
+    valued(Opt::RsyncPath, "rsync-path", None, "PROGRAM", "the far side's deltasync command (default: deltasync)"),
     flag(Opt::Mkpath, "mkpath", None, "create DEST's missing parent directories"),
     flag(Opt::Update, "update", Some('u'), "skip files that are newer at the destination"),
     flag(Opt::IgnoreExisting, "ignore-existing", None, "skip files that exist at the destination"),
@@ -539,8 +547,9 @@ pub fn help() -> String {
     }
     s.push_str(
         "\nExit codes: 0 success, 1 usage, 3 bad source or destination, 4 not supported by\n\
-         deltasync (remote paths, file sources), 11 file I/O, 23 partial transfer, 24 vanished\n\
-         source files, 25 deletions stopped (--max-delete or a safety rail).\n",
+         deltasync (daemon paths, file sources), 5 far side not started, 11 file I/O, 12 session\n\
+         broken, 23 partial transfer, 24 vanished source files, 25 deletions stopped\n\
+         (--max-delete or a safety rail).\n",
     );
     s
 }
@@ -582,7 +591,9 @@ fn code_meaning(code: u8) -> &'static str {
         1 => "syntax or usage error",
         3 => "errors selecting input/output files, dirs",
         4 => "requested action not supported",
+        5 => "error starting client-server protocol",
         11 => "error in file IO",
+        12 => "error in rsync protocol data stream",
         23 => "some files/attrs were not transferred (see previous errors)",
         24 => "some files vanished before they could be transferred",
         25 => "the --max-delete limit stopped deletions",
@@ -636,11 +647,24 @@ fn transfer(a: &RsyncArgs) -> u8 {
     }
 }
 
-/// One job: a source directory onto a destination directory.
+/// One job: a source directory onto a destination directory, one of them possibly on a far
+/// host (`src`/`dst` are then the far paths).
 struct Job {
     src: PathBuf,
     dst: PathBuf,
     root_name: Option<OsString>,
+    far: Far,
+}
+
+/// Where the far side of a job is.
+#[derive(Debug, Clone)]
+enum Far {
+    /// Both trees are here.
+    None,
+    /// The source is on this host.
+    Pull(Remote),
+    /// The destination is on this host.
+    Push(Remote),
 }
 
 struct Plan {
@@ -662,16 +686,38 @@ fn plan(a: &RsyncArgs) -> Result<Plan, (u8, String)> {
                 .into(),
         ));
     }
-    for p in a.paths.iter() {
-        if is_remote(p) {
-            return Err((
+    // `HOST:PATH` operands (over ssh); rsync's daemon forms are refused.
+    let far = |p: &OsStr| -> Result<Option<Remote>, (u8, String)> {
+        if !is_remote(p) {
+            return Ok(None);
+        }
+        match Remote::parse(&p.to_string_lossy()) {
+            Some(r) if !p.as_bytes().starts_with(b"rsync://") => Ok(Some(r)),
+            _ => Err((
                 4,
                 format!(
-                    "{}: remote transfers (HOST:PATH) are not available yet; mount the remote tree, or run deltasync on that host",
+                    "{}: rsync daemon paths (HOST::MODULE, rsync://) are not supported; use HOST:PATH, which runs deltasync on HOST over ssh",
                     p.to_string_lossy()
                 ),
-            ));
+            )),
         }
+    };
+    let dest_far = far(dest)?;
+    let mut src_far = Vec::new();
+    for s in sources {
+        src_far.push(far(s)?);
+    }
+    if dest_far.is_some() && src_far.iter().any(Option::is_some) {
+        return Err((
+            1,
+            "The source and destination cannot both be remote.".into(),
+        ));
+    }
+    if src_far.iter().any(Option::is_some) {
+        return plan_pull(a, dest, src_far);
+    }
+    if let Some(remote) = dest_far {
+        return plan_push(a, sources, remote);
     }
     let dest = PathBuf::from(dest);
     let srcs: Vec<Source> = sources.iter().map(|s| source(s)).collect();
@@ -751,9 +797,14 @@ fn plan(a: &RsyncArgs) -> Result<Plan, (u8, String)> {
             src: s.path,
             dst,
             root_name: s.name,
+            far: Far::None,
         });
     }
-    // Jobs run one after the other: a sync of one `SRC/` would delete what another brought.
+    check_merges(a, plan)
+}
+
+/// Jobs run one after the other: a sync of one `SRC/` would delete what another brought.
+fn check_merges(a: &RsyncArgs, plan: Plan) -> Result<Plan, (u8, String)> {
     let deleting = a.delete && !plan.missing.iter().any(|(_, contents)| *contents);
     if deleting && plan.jobs.len() > 1 && plan.jobs.iter().any(|j| j.root_name.is_none()) {
         return Err((
@@ -764,43 +815,180 @@ fn plan(a: &RsyncArgs) -> Result<Plan, (u8, String)> {
     Ok(plan)
 }
 
-fn filter_builder(a: &RsyncArgs) -> Result<RsyncFilterBuilder, (u8, String)> {
-    let mut f = RsyncFilterBuilder::new();
-    for item in &a.filters {
-        match item {
-            FilterArg::Exclude(p) => {
-                f.exclude(p);
-            }
-            FilterArg::Include(p) => {
-                f.include(p);
-            }
-            FilterArg::Filter(r) => {
-                f.filter(r);
-            }
-            FilterArg::ExcludeFrom(p) if p.as_os_str() == "-" => {
-                f.exclude_from_reader("-", std::io::stdin().lock())
-                    .map_err(|e| (11, e.to_string()))?;
-            }
-            FilterArg::IncludeFrom(p) if p.as_os_str() == "-" => {
-                f.include_from_reader("-", std::io::stdin().lock())
-                    .map_err(|e| (11, e.to_string()))?;
-            }
-            FilterArg::ExcludeFrom(p) => {
-                f.exclude_from(p.clone());
-            }
-            FilterArg::IncludeFrom(p) => {
-                f.include_from(p.clone());
-            }
-        }
+/// Sources on far hosts (`HOST:PATH`, all of them), DEST here. A far source that is missing or
+/// not a directory is reported by the far side when its job runs.
+fn plan_pull(
+    a: &RsyncArgs,
+    dest: &OsStr,
+    remotes: Vec<Option<Remote>>,
+) -> Result<Plan, (u8, String)> {
+    if remotes.iter().any(Option::is_none) {
+        return Err((
+            1,
+            "local and remote sources cannot be mixed in one command; run one command per host"
+                .into(),
+        ));
     }
-    f.delete_excluded(a.delete_excluded);
+    let dest = PathBuf::from(dest);
+    let mut plan = Plan {
+        jobs: Vec::new(),
+        missing: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut names = Vec::new();
+    for remote in remotes.into_iter().flatten() {
+        // An empty far path is the login directory's contents, as `HOST:.`.
+        let path = if remote.path.is_empty() {
+            "."
+        } else {
+            &remote.path
+        };
+        let s = source(OsStr::new(path));
+        if !a.recursive {
+            plan.skipped
+                .push(s.name.clone().unwrap_or_else(|| ".".into()));
+            continue;
+        }
+        names.extend(s.name.clone());
+        let dst = match &s.name {
+            Some(n) => dest.join(n),
+            None => dest.clone(),
+        };
+        plan.jobs.push(Job {
+            src: s.path,
+            dst,
+            root_name: s.name,
+            far: Far::Pull(remote),
+        });
+    }
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err((
+            4,
+            "two sources with the same name would land in the same place; run one command per source".into(),
+        ));
+    }
+    check_merges(a, plan)
+}
+
+/// Local sources, DEST on a far host: each source is checked here; DEST is checked (and its
+/// last component created) by the far side.
+fn plan_push(a: &RsyncArgs, sources: &[OsString], remote: Remote) -> Result<Plan, (u8, String)> {
+    let dest = PathBuf::from(if remote.path.is_empty() {
+        "."
+    } else {
+        remote.path.as_str()
+    });
+    let mut plan = Plan {
+        jobs: Vec::new(),
+        missing: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut names = Vec::new();
+    for arg in sources {
+        let s = source(arg);
+        if std::fs::symlink_metadata(&s.path).is_err() {
+            plan.missing.push((s.path, s.name.is_none()));
+            continue;
+        }
+        if !s.path.is_dir() {
+            return Err((
+                4,
+                format!(
+                    "{}: only directories can be sources of deltasync rsync (give the directory that holds it, with a filter)",
+                    s.path.display()
+                ),
+            ));
+        }
+        if !a.recursive {
+            plan.skipped
+                .push(s.name.clone().unwrap_or_else(|| ".".into()));
+            continue;
+        }
+        names.extend(s.name.clone());
+        let dst = match &s.name {
+            Some(n) => dest.join(n),
+            None => dest.clone(),
+        };
+        plan.jobs.push(Job {
+            src: s.path,
+            dst,
+            root_name: s.name,
+            far: Far::Push(remote.clone()),
+        });
+    }
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err((
+            4,
+            "two sources with the same name would land in the same place; run one command per source".into(),
+        ));
+    }
+    check_merges(a, plan)
+}
+
+/// Filter rules as (kind, value) pairs.
+type FilterPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The filter options as rsync-spelled (kind, value) pairs, rule files read here (they name
+/// local files even when the job runs on a far host; `-` is standard input, read once).
+fn filter_pairs(a: &RsyncArgs) -> Result<FilterPairs, (u8, String)> {
+    /// Larger rule files are refused, as the core's own reader does.
+    const MAX_RULE_FILE: u64 = 16 << 20;
+    let read = |p: &Path| -> Result<Vec<u8>, (u8, String)> {
+        let mut data = Vec::new();
+        let r = if p.as_os_str() == "-" {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::io::stdin().lock(), MAX_RULE_FILE + 1),
+                &mut data,
+            )
+        } else {
+            std::fs::File::open(p).and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(f, MAX_RULE_FILE + 1),
+                    &mut data,
+                )
+            })
+        };
+        match r {
+            Ok(_) if data.len() as u64 > MAX_RULE_FILE => Err((
+                11,
+                format!(
+                    "filter file {} is larger than {MAX_RULE_FILE} bytes",
+                    p.display()
+                ),
+            )),
+            Ok(_) => Ok(data),
+            Err(e) => Err((11, format!("reading filter file {}: {e}", p.display()))),
+        }
+    };
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for item in &a.filters {
+        let (k, v) = match item {
+            FilterArg::Exclude(p) => (b"exclude".to_vec(), p.clone()),
+            FilterArg::Include(p) => (b"include".to_vec(), p.clone()),
+            FilterArg::Filter(r) => (b"filter".to_vec(), r.clone()),
+            FilterArg::ExcludeFrom(p) => (
+                [b"exclude-from=", p.as_os_str().as_bytes()].concat(),
+                read(p)?,
+            ),
+            FilterArg::IncludeFrom(p) => (
+                [b"include-from=", p.as_os_str().as_bytes()].concat(),
+                read(p)?,
+            ),
+        };
+        pairs.push((k, v));
+    }
+    if a.delete_excluded {
+        pairs.push((b"delete-excluded".to_vec(), Vec::new()));
+    }
     if let Some(v) = &a.min_size {
-        f.min_size(v);
+        pairs.push((b"min-size".to_vec(), v.as_bytes().to_vec()));
     }
     if let Some(v) = &a.max_size {
-        f.max_size(v);
+        pairs.push((b"max-size".to_vec(), v.as_bytes().to_vec()));
     }
-    Ok(f)
+    Ok(pairs)
 }
 
 fn filter_error_code(e: &delta_core::filter::FilterError) -> u8 {
@@ -813,8 +1001,8 @@ fn filter_error_code(e: &delta_core::filter::FilterError) -> u8 {
 
 fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
     let printer = Arc::new(RsyncPrinter::new(a));
-    let base = match filter_builder(a) {
-        Ok(b) => b,
+    let base = match filter_pairs(a) {
+        Ok(p) => p,
         Err((code, m)) => {
             let _ = fail(code, &m);
             return code;
@@ -823,12 +1011,13 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
     // Build every filter first: a bad rule stops the command before anything moves.
     let mut filters = Vec::new();
     for job in &plan.jobs {
-        let mut b = base.clone();
+        let mut pairs = base.clone();
         if let Some(n) = &job.root_name {
-            b.root_name(n.as_bytes());
+            pairs.push((b"root-name".to_vec(), n.as_bytes().to_vec()));
         }
-        match b.build() {
-            Ok(f) => filters.push(f),
+        let spec = FilterSpec::rsync(pairs);
+        match spec.build() {
+            Ok(f) => filters.push((f, spec)),
             Err(e) => {
                 let code = filter_error_code(&e);
                 let _ = fail(code, &e.to_string());
@@ -836,7 +1025,7 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
             }
         }
     }
-    printer.start();
+    printer.start(plan.jobs.iter().any(|j| matches!(j.far, Far::Pull(_))));
     for s in &plan.skipped {
         printer.info(&format!("skipping directory {}", s.to_string_lossy()));
     }
@@ -859,7 +1048,8 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
     let mut worst = if plan.missing.is_empty() { 0 } else { 23 };
     let mut deleted = 0u64;
     let mut total = Totals::default();
-    for (job, filter) in plan.jobs.iter().zip(filters) {
+    let remote = remote_args(a);
+    for (job, (filter, spec)) in plan.jobs.iter().zip(filters) {
         let p = printer.clone();
         // rsync names entries from the transfer root: `mail/x` for a source `mail`.
         let prefix: Vec<u8> = job
@@ -892,13 +1082,45 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
                 o.compare.meta = o.transfer.meta;
                 o.max_delete = max_delete;
                 o.force_delete = a.force_delete;
+                // DEST's parent was checked here for local jobs; `DEST/NAME` may need DEST made.
+                o.mkpath = a.mkpath || job.root_name.is_some();
             })
             .build();
-        let report = match built.and_then(|j| j.run()) {
+        let report = match built {
+            Err(e) => Err((sync_error_code(&e), e.to_string())),
+            Ok(j) => match &job.far {
+                Far::None => j.run().map_err(|e| (sync_error_code(&e), e.to_string())),
+                Far::Pull(r) => {
+                    let describe = format!("{}:{}", r.destination(), job.src.display());
+                    let far = Remote {
+                        path: job.src.to_string_lossy().into_owned(),
+                        ..r.clone()
+                    };
+                    connect::pull(&j, &far, &remote, &spec, describe)
+                        .map_err(|e| (remote_error_code(&e), format!("{e:#}")))
+                }
+                Far::Push(r) => {
+                    let far = Remote {
+                        path: job.dst.to_string_lossy().into_owned(),
+                        ..r.clone()
+                    };
+                    let p = printer.clone();
+                    let prefix = job
+                        .root_name
+                        .as_ref()
+                        .map(|n| n.as_bytes().to_vec())
+                        .unwrap_or_default();
+                    connect::push(&j, &job.src, &far, &remote, &spec, &move |e| {
+                        p.event(e, &prefix)
+                    })
+                    .map_err(|e| (remote_error_code(&e), format!("{e:#}")))
+                }
+            },
+        };
+        let report = match report {
             Ok(r) => r,
-            Err(e) => {
-                let code = sync_error_code(&e);
-                printer.error(&e.to_string());
+            Err((code, message)) => {
+                printer.error(&message.replace("--remote-bin", "--rsync-path"));
                 worst = worse(worst, code);
                 continue;
             }
@@ -912,6 +1134,36 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
         printer.error_code(worst);
     }
     worst
+}
+
+/// rsync's flags for reaching the far side: `-e` (else `RSYNC_RSH`, else ssh),
+/// `--rsync-path` (the far deltasync), `-z` accepted (deltasync compresses remote transfers
+/// anyway, as `--compress-level 3`).
+// Field by field: the remote options this dialect has no spelling for keep their defaults.
+#[allow(clippy::field_reassign_with_default)]
+fn remote_args(a: &RsyncArgs) -> RemoteArgs {
+    let mut r = RemoteArgs::default();
+    r.rsh = a
+        .rsh
+        .clone()
+        .or_else(|| std::env::var("RSYNC_RSH").ok().filter(|v| !v.is_empty()));
+    r.remote_bin = a.rsync_path.clone();
+    r.compress_level = 3;
+    r
+}
+
+/// rsync's codes for a remote job that failed: 5 when the session could not start, 11 when
+/// the far side could not do the job (e.g. DEST's parent is missing), 12 when the session
+/// broke.
+fn remote_error_code(e: &anyhow::Error) -> u8 {
+    use delta_core::session::SessionError;
+    if format!("{e:#}").starts_with("cannot start a session") {
+        return 5;
+    }
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::Peer(_)) => 11,
+        _ => 12,
+    }
 }
 
 fn outcome_code(r: &Report) -> u8 {
@@ -1015,9 +1267,13 @@ impl RsyncPrinter {
         let _ = writeln!(out, "{s}");
     }
 
-    fn start(&self) {
+    fn start(&self, receiving: bool) {
         if self.verbose > 0 {
-            self.line("sending incremental file list");
+            self.line(if receiving {
+                "receiving incremental file list"
+            } else {
+                "sending incremental file list"
+            });
         }
     }
 

@@ -835,20 +835,32 @@ fn rails_refuse_wiping_most_of_the_destination() {
 }
 
 #[test]
-fn remote_paths_and_file_sources_are_refused_clearly() {
+fn daemon_paths_and_file_sources_are_refused_clearly() {
     let s = Scratch::new();
     let src = s.tree("src");
     src.file("f", b"f");
-    let o = ds(&[
-        "rsync",
-        "-aHhP",
-        "--numeric-ids",
-        "--delete",
-        &format!("{}/", src.arg()),
-        "root@target-machine.example.com:/opt/mailcow-dockerized",
-    ]);
-    assert_eq!(code(&o), 4);
-    assert!(stderr(&o).contains("remote transfers"), "{}", stderr(&o));
+    for daemon in [
+        "root@target-machine.example.com::mailcow",
+        "rsync://target-machine.example.com/mailcow",
+    ] {
+        let o = ds(&[
+            "rsync",
+            "-aHhP",
+            "--numeric-ids",
+            "--delete",
+            &format!("{}/", src.arg()),
+            daemon,
+        ]);
+        assert_eq!(code(&o), 4);
+        assert!(stderr(&o).contains("daemon"), "{}", stderr(&o));
+    }
+    let o = ds(&["rsync", "-a", "h1:/a/", "h2:/b/"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("cannot both be remote"),
+        "{}",
+        stderr(&o)
+    );
     let o = ds(&[
         "rsync",
         "-a",

@@ -68,6 +68,12 @@ pub enum ScanErrorKind {
     /// The directory's names alone exceed 4 GiB.
     #[error("directory too large: its names exceed 4 GiB")]
     DirectoryTooLarge,
+    /// A far source could not list the entry; its message, as the far side gave it.
+    #[error("{message}")]
+    Remote {
+        /// The far side's message.
+        message: String,
+    },
     /// Any other failure of an operation, with the OS error number.
     #[error("cannot {op}: {}", os_message(.errno))]
     Io {

@@ -39,6 +39,9 @@ pub enum SessionError {
     /// Reading or writing the connection failed.
     #[error("connection: {0}")]
     Io(#[from] io::Error),
+    /// This side could not do the job, and told the peer so.
+    #[error("{0}")]
+    Failed(String),
     /// The peer reported a fatal error.
     #[error("far side: {0}")]
     Peer(String),
@@ -72,7 +75,7 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
     let conn = Arc::new(conn);
     let fail = |msg: String| {
         let _ = conn.send(&Message::Error(msg.clone()));
-        SessionError::Peer(msg)
+        SessionError::Failed(msg)
     };
     let mut opts = crate::sync::SyncOptions::new(job.mode);
     opts.dry_run = job.dry_run;

@@ -37,6 +37,7 @@ pub fn encode(o: &SyncOptions) -> Vec<(String, String)> {
         ("specials".into(), b(o.specials)),
         ("empty-dirs".into(), b(o.empty_dirs)),
         ("one-file-system".into(), b(o.one_file_system)),
+        ("mkpath".into(), b(o.mkpath)),
     ];
     if let Some(m) = o.max_delete {
         v.push(("max-delete".into(), m.to_string()));
@@ -77,6 +78,7 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
             "specials" => o.specials = flag()?,
             "empty-dirs" => o.empty_dirs = flag()?,
             "one-file-system" => o.one_file_system = flag()?,
+            "mkpath" => o.mkpath = flag()?,
             "max-delete" => o.max_delete = Some(num()?),
             // The session's own option (see `conn::compression`).
             "compress-level" => {}

@@ -362,10 +362,7 @@ fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, sh
                     let kind = if p.vanished {
                         ScanErrorKind::Vanished
                     } else {
-                        ScanErrorKind::Io {
-                            op: crate::scan::ScanOp::Stat,
-                            errno: 0,
-                        }
+                        ScanErrorKind::Remote { message: p.message }
                     };
                     let _ = l.send(Err(ScanError {
                         path: p.path.into(),
@@ -394,9 +391,8 @@ fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, sh
     if let Some(l) = listing.take() {
         let _ = l.send(Err(ScanError {
             path: Box::default(),
-            kind: ScanErrorKind::Io {
-                op: crate::scan::ScanOp::ReadDir,
-                errno: libc::ECONNABORTED,
+            kind: ScanErrorKind::Remote {
+                message: format!("the listing was cut short: {why}"),
             },
         }));
     }

@@ -79,7 +79,7 @@ impl WalkOptions {
 pub fn serve_tree(conn: &Conn, input: &mut Input, job: &Job) -> Result<(), SessionError> {
     let fail = |msg: String| {
         let _ = conn.send(&Message::Error(msg.clone()));
-        SessionError::Peer(msg)
+        SessionError::Failed(msg)
     };
     let mut opts = crate::sync::SyncOptions::new(job.mode);
     super::options::decode(&job.options, &mut opts).map_err(|e| fail(e.to_string()))?;
@@ -108,7 +108,7 @@ pub fn serve_tree_at(
         Err(e) => {
             let msg = format!("cannot open source {}: {e}", root.display());
             let _ = conn.send(&Message::Error(msg.clone()));
-            return Err(SessionError::Peer(msg));
+            return Err(SessionError::Failed(msg));
         }
     };
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);

@@ -116,7 +116,7 @@ fn out_of_order_and_duplicate_file_lists_are_refused() {
             report
                 .problems
                 .iter()
-                .any(|p| p.contains("file list") || p.contains("connection")),
+                .any(|p| p.contains("file list") || p.contains("listing was cut short")),
             "{:?}",
             report.problems
         );

@@ -67,6 +67,9 @@ pub struct SyncOptions {
     pub empty_dirs: bool,
     /// Do not cross file-system boundaries in the source.
     pub one_file_system: bool,
+    /// Create the destination's missing parent directories (rclone; rsync's `--mkpath`).
+    /// When off, only the destination's last component is created, as rsync does.
+    pub mkpath: bool,
 }
 
 impl SyncOptions {
@@ -95,6 +98,7 @@ impl SyncOptions {
                 ..TransferOptions::default()
             },
             dry_run: false,
+            mkpath: true,
             max_delete: None,
             force_delete: false,
             transfers: default_transfers(),

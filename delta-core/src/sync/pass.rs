@@ -141,7 +141,19 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
                 path: job.dst.clone(),
             })
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = job.dst.parent().filter(|p| !p.as_os_str().is_empty());
+            if !opts.mkpath && !opts.dry_run && parent.is_some_and(|p| !p.is_dir()) {
+                return Err(SyncError::Root {
+                    path: job.dst.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "its parent directory is missing (--mkpath creates it)",
+                    ),
+                });
+            }
+            false
+        }
         Err(e) => {
             return Err(SyncError::Root {
                 path: job.dst.clone(),

@@ -110,12 +110,7 @@ impl SshCommand {
     pub fn argv(&self, remote: &Remote, server_args: &[String]) -> Vec<OsString> {
         let mut v: Vec<OsString> = self.rsh.iter().map(OsString::from).collect();
         v.push(remote.destination().into());
-        let mut cmd = shell_quote(&self.remote_bin);
-        for a in server_args {
-            cmd.push(' ');
-            cmd.push_str(&shell_quote(a));
-        }
-        v.push(cmd.into());
+        v.push(remote_command(&self.remote_bin, server_args).into());
         v
     }
 
@@ -197,6 +192,24 @@ impl Connection {
             None => Ok(None),
         }
     }
+}
+
+/// The command line the far side's shell runs: `remote_bin` is a command, split as a shell
+/// would (so `sudo deltasync` works, as rsync's `--rsync-path` does; a path with spaces must be
+/// quoted), then each argument quoted.
+pub fn remote_command(remote_bin: &str, args: &[String]) -> String {
+    let words = match shell_words(remote_bin) {
+        Ok(w) if !w.is_empty() => w,
+        _ => vec![remote_bin.to_string()],
+    };
+    let mut cmd = String::new();
+    for w in words.iter().chain(args) {
+        if !cmd.is_empty() {
+            cmd.push(' ');
+        }
+        cmd.push_str(&shell_quote(w));
+    }
+    cmd
 }
 
 /// A started far side.
@@ -465,6 +478,12 @@ mod tests {
             argv,
             ["ssh", "-p", "2222", "u@h", "deltasync --server '/a b'"].map(OsString::from)
         );
+        // The far binary is a command, as rsync's --rsync-path.
+        assert_eq!(
+            remote_command("sudo '/opt/my tools/deltasync'", &["server".into()]),
+            "sudo '/opt/my tools/deltasync' server"
+        );
+        assert_eq!(remote_command("", &["server".into()]), "'' server");
     }
 
     #[test]
