@@ -154,9 +154,20 @@ impl RemoteSource {
             None => {
                 let mut hasher = FileHasher::new(self.seed);
                 let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
+                let mut written = 0u64;
                 let status = loop {
                     match rx.recv() {
                         Ok(Reply::Chunk(b)) => {
+                            // Never more than the listing announced, whatever the peer sends.
+                            written += b.len() as u64;
+                            if written > size_hint {
+                                return Err(TransferError::Changing {
+                                    detail: format!(
+                                        "the far side sent more than the {size_hint} bytes it listed"
+                                    ),
+                                    tries: 1,
+                                });
+                            }
                             hasher.update(&b);
                             w.write_all(&b).map_err(|e| TransferError::Io {
                                 op: "write temporary",
@@ -191,7 +202,10 @@ impl RemoteSource {
                     progress,
                 };
                 let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
-                let applied = apply(basis, &mut reader, &mut w, &ApplyOptions::default());
+                let limit = ApplyOptions {
+                    max_output: size_hint,
+                };
+                let applied = apply(basis, &mut reader, &mut w, &limit);
                 let flushed = w.flush();
                 // Drain to the end of this transfer whatever happened, so the reply routing
                 // stays in step.

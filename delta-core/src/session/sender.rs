@@ -35,6 +35,9 @@ enum Work {
     File {
         id: u32,
         path: Vec<u8>,
+        /// The size the receiver expects (from the listing); a file grown past it is
+        /// reported as changed, since the receiver accepts no more.
+        size: u64,
         sig: Option<Signature>,
     },
     Digest {
@@ -129,7 +132,7 @@ fn read_requests(
     tx: &std::sync::mpsc::SyncSender<Work>,
     sink: &(dyn Fn(Message) + Sync),
 ) -> Result<(), SessionError> {
-    let mut sigs: HashMap<u32, (Vec<u8>, Vec<u8>)> = HashMap::new();
+    let mut sigs: HashMap<u32, (Vec<u8>, u64, Vec<u8>)> = HashMap::new();
     loop {
         match input.next_message()? {
             None => {
@@ -142,13 +145,17 @@ fn read_requests(
             Some(m @ (Message::Event(_) | Message::Report(_))) => sink(m),
             Some(Message::Request(r)) => {
                 if r.signature {
-                    if sigs.insert(r.id, (r.path, Vec::new())).is_some() {
+                    if sigs
+                        .insert(r.id, (r.path, r.size_hint, Vec::new()))
+                        .is_some()
+                    {
                         return Err(SessionError::Unexpected("duplicate request id"));
                     }
                 } else if tx
                     .send(Work::File {
                         id: r.id,
                         path: r.path,
+                        size: r.size_hint,
                         sig: None,
                     })
                     .is_err()
@@ -157,7 +164,7 @@ fn read_requests(
                 }
             }
             Some(Message::SigChunk { id, bytes }) => {
-                let (_, buf) = sigs
+                let (_, _, buf) = sigs
                     .get_mut(&id)
                     .ok_or(SessionError::Unexpected("signature chunk for no request"))?;
                 if (buf.len() + bytes.len()) as u64 > MAX_SIGNATURE {
@@ -168,7 +175,7 @@ fn read_requests(
                 buf.extend_from_slice(&bytes);
             }
             Some(Message::SigEnd { id }) => {
-                let (path, bytes) = sigs
+                let (path, size, bytes) = sigs
                     .remove(&id)
                     .ok_or(SessionError::Unexpected("signature end for no request"))?;
                 let sig =
@@ -179,6 +186,7 @@ fn read_requests(
                     .send(Work::File {
                         id,
                         path,
+                        size,
                         sig: Some(sig),
                     })
                     .is_err()
@@ -241,8 +249,13 @@ fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let r = match job {
             Err(_) => return,
-            Ok(Work::File { id, path, sig }) => {
-                let status = send_file(conn, tree, seed, id, &path, sig.as_ref());
+            Ok(Work::File {
+                id,
+                path,
+                size,
+                sig,
+            }) => {
+                let status = send_file(conn, tree, seed, id, &path, size, sig.as_ref());
                 status.and_then(|status| conn.send(&Message::DataEnd { id, status }))
             }
             Ok(Work::Digest { id, path }) => {
@@ -278,6 +291,7 @@ fn send_file(
     seed: u64,
     id: u32,
     path: &[u8],
+    listed: u64,
     sig: Option<&Signature>,
 ) -> Result<DataStatus, SessionError> {
     let file = match tree.open_read(path) {
@@ -289,6 +303,12 @@ fn send_file(
         Ok(s) => s,
         Err(e) => return Ok(DataStatus::Failed(format!("stat: {e}"))),
     };
+    if before.0 > listed {
+        return Ok(DataStatus::Changed(format!(
+            "grew from {listed} to {} bytes since it was listed",
+            before.0
+        )));
+    }
     let mut out = ChunkWriter {
         conn,
         id,

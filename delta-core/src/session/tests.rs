@@ -50,7 +50,10 @@ fn pull_from(
     )
     .map_err(|e| e.to_string())?;
     let job = SyncBuilder::new(Mode::Sync, "", dst)
-        .configure(|o| o.force_delete = true)
+        .configure(|o| {
+            o.force_delete = true;
+            o.transfer.retry_wait = std::time::Duration::from_millis(10);
+        })
         .build()
         .unwrap();
     let r = job.run_from(&source).map_err(|e| e.to_string());
@@ -166,6 +169,123 @@ fn a_forged_file_hash_leaves_no_file() {
         .collect();
     assert_eq!(leftovers, ["kept"], "no temporary left behind");
     outside_untouched(&outside);
+}
+
+#[test]
+fn more_data_than_listed_never_lands() {
+    let (_t, dst, outside) = scratch();
+    let r = pull_from(&dst, |conn, input| {
+        listing(
+            conn,
+            vec![
+                entry("", EntryKind::Dir, 0),
+                entry("new", EntryKind::File, 5),
+            ],
+        );
+        // Every request (the first and each retry) gets 64 MiB for a file listed at 5 bytes.
+        while let Ok(Some(Message::Request(Request { id, .. }))) = input.next_message() {
+            for _ in 0..1024 {
+                if conn
+                    .send(&Message::DataChunk {
+                        id,
+                        bytes: vec![b'x'; 64 << 10],
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = conn.send(&Message::DataEnd {
+                id,
+                status: DataStatus::Ok {
+                    file_hash: [7; 16],
+                    size: 64 << 20,
+                    mtime: Timestamp::default(),
+                },
+            });
+        }
+    });
+    let report = r.unwrap();
+    assert_eq!(report.stats.errors, 1, "{report:?}");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("more than the 5 bytes")),
+        "{:?}",
+        report.problems
+    );
+    assert!(!dst.join("new").exists(), "an oversized file never lands");
+    let leftovers: Vec<_> = std::fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leftovers, ["kept"], "no temporary left behind");
+    outside_untouched(&outside);
+}
+
+#[test]
+fn the_sender_prunes_what_the_filter_excludes_and_refuses_grown_files() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for d in ["keep/sub", "skip/deep"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::write(src.join("keep/sub/a"), b"a").unwrap();
+    std::fs::write(src.join("skip/deep/b"), b"b").unwrap();
+    std::fs::write(src.join("grown"), b"0123456789").unwrap();
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let filter = FilterSpec::rclone(vec![(b"exclude".to_vec(), b"skip/**".to_vec())]);
+    let job = super::job(
+        crate::protocol::Role::Sender,
+        1,
+        &SyncOptions::new(Mode::Copy),
+        &filter,
+        None,
+        src.as_os_str().as_encoded_bytes(),
+    );
+    let (conn, mut input) = connect(client, &job).unwrap();
+    let mut listed = Vec::new();
+    loop {
+        match input.next_message().unwrap() {
+            Some(Message::Entries(batch)) => listed.extend(
+                batch
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(e.path()).into_owned()),
+            ),
+            Some(Message::ListEnd) => break,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("server hung up"),
+        }
+    }
+    assert!(listed.contains(&"keep/sub/a".to_string()), "{listed:?}");
+    assert!(
+        !listed.iter().any(|p| p.starts_with("skip/")),
+        "an excluded directory is not walked: {listed:?}"
+    );
+    // A file that grew past the size the receiver asks for is reported changed, not sent.
+    conn.send(&Message::Request(Request {
+        id: 1,
+        path: b"grown".to_vec(),
+        size_hint: 4,
+        signature: false,
+    }))
+    .unwrap();
+    loop {
+        match input.next_message().unwrap() {
+            Some(Message::DataEnd { id: 1, status }) => {
+                assert!(matches!(status, DataStatus::Changed(_)), "{status:?}");
+                break;
+            }
+            Some(Message::DataChunk { .. }) => panic!("no data for a grown file"),
+            Some(_) => {}
+            None => panic!("server hung up"),
+        }
+    }
+    conn.send(&Message::Done).unwrap();
+    drop((conn, input));
+    served.join().unwrap().unwrap();
 }
 
 #[test]
