@@ -465,6 +465,9 @@ mod tests {
 /// How a far deltasync is reached (used when SRC or DST is `[user@]host:path`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RemoteArgs {
+    /// Give up when the far side has sent nothing for this long (e.g. 30s, 5m; 0: never)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait, help_heading = "Remote")]
+    pub timeout: std::time::Duration,
     /// Remote shell used to start the far deltasync (default: ssh), e.g. "ssh -p 2222 -i key"
     #[arg(
         short = 'e',

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use delta_core::exec::{Event, Report};
 use delta_core::session::options::FilterSpec;
-use delta_core::session::{self, RemoteSource};
+use delta_core::session::{self, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
 use delta_core::transport::{Connector, Remote, SshCommand};
 
@@ -26,9 +26,12 @@ pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
     Ok(Box::new(ssh))
 }
 
-/// The zstd level for the session, `None` for no compression.
-pub fn compression(a: &RemoteArgs) -> Option<i32> {
-    (!a.no_compress).then_some(a.compress_level)
+/// Compression (`--compress-level`, `--no-compress`) and the idle timeout (`--timeout`).
+pub fn session_options(a: &RemoteArgs) -> SessionOptions {
+    SessionOptions {
+        compress: (!a.no_compress).then_some(a.compress_level),
+        timeout: (!a.timeout.is_zero()).then_some(a.timeout),
+    }
 }
 
 /// Runs `job` (whose source is the far tree `remote`) here, from a far sender.
@@ -49,7 +52,7 @@ pub fn pull(
         job.options(),
         filter,
         describe,
-        compression(a),
+        &session_options(a),
     )
     .map_err(|e| {
         anyhow::Error::new(e).context(format!(
@@ -88,7 +91,7 @@ pub fn push(
         remote.path.as_bytes(),
         job.options(),
         filter,
-        compression(a),
+        &session_options(a),
         callback,
     );
     let _ = conn.finish();

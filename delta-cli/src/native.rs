@@ -133,7 +133,15 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
 
 /// `deltasync server`: the far side of a session, on standard input and output.
 pub fn server() -> ExitCode {
-    let duplex = Duplex::new(std::io::stdin(), std::io::stdout());
+    // A client that stalls past the job's --timeout: nothing more can be done here, and
+    // threads may be blocked writing to it; leave as rsync does (code 30).
+    let duplex = Duplex::new(std::io::stdin(), std::io::stdout()).with_abort(|| {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("deltasync server: the client sent nothing within --timeout; giving up");
+        }
+        std::process::exit(30)
+    });
     match delta_core::session::serve(duplex) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -97,6 +97,7 @@ pub enum Opt {
     Progress,
     Rsh,
     RsyncPath,
+    Timeout,
     Mkpath,
     Update,
     IgnoreExisting,
@@ -191,6 +192,7 @@ pub const OPTIONS: &[OptDef] = &[
     flag(Opt::ItemizeChanges, "itemize-changes", Some('i'), "a change summary per entry (YXcstpoguax)"),
     flag(Opt::Progress, "progress", None, "show progress per file"),
     valued(Opt::Rsh, "rsh", Some('e'), "COMMAND", "remote shell for HOST:PATH operands (default: $RSYNC_RSH, else ssh)"),
+    valued(Opt::Timeout, "timeout", None, "SECONDS", "give up when the far side sends nothing for SECONDS (0: never, the default)"),
     valued(Opt::RsyncPath, "rsync-path", None, "PROGRAM", "the far side's deltasync command (default: deltasync)"),
     flag(Opt::Mkpath, "mkpath", None, "create DEST's missing parent directories"),
     flag(Opt::Update, "update", Some('u'), "skip files that are newer at the destination"),
@@ -284,6 +286,8 @@ pub struct RsyncArgs {
     pub itemize: bool,
     pub rsh: Option<String>,
     pub rsync_path: Option<String>,
+    /// `--timeout` in seconds (0: none).
+    pub timeout: u64,
     pub mkpath: bool,
     pub update: bool,
     pub ignore_existing: bool,
@@ -510,6 +514,13 @@ fn apply(
         Opt::Progress => a.progress = on,
         Opt::Rsh => a.rsh = Some(v),
         Opt::RsyncPath => a.rsync_path = Some(v),
+        Opt::Timeout => {
+            let n: u64 = v.trim().parse().map_err(|_| UsageError::BadNumber {
+                option: shown.to_owned(),
+                value: v.clone(),
+            })?;
+            a.timeout = n;
+        }
         Opt::Mkpath => a.mkpath = on,
         Opt::Update => a.update = on,
         Opt::IgnoreExisting => a.ignore_existing = on,
@@ -1149,6 +1160,7 @@ fn remote_args(a: &RsyncArgs) -> RemoteArgs {
         .or_else(|| std::env::var("RSYNC_RSH").ok().filter(|v| !v.is_empty()));
     r.remote_bin = a.rsync_path.clone();
     r.compress_level = 3;
+    r.timeout = Duration::from_secs(a.timeout);
     r
 }
 

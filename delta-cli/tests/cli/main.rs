@@ -5,6 +5,7 @@ mod util;
 mod dialect_robocopy;
 mod dialect_rsync;
 mod rdiff_commands;
+mod remote_faults;
 mod remote_rsync;
 mod remote_ssh;
 mod tree_delete;

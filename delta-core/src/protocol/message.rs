@@ -51,6 +51,8 @@ pub enum MessageType {
     Event = 0x30,
     /// [`Message::Report`].
     Report = 0x31,
+    /// [`Message::Keepalive`].
+    Keepalive = 0x3d,
     /// [`Message::Error`].
     Error = 0x3e,
     /// [`Message::Done`].
@@ -59,7 +61,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every type, in number order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Hello,
         Self::Job,
         Self::Entries,
@@ -74,6 +76,7 @@ impl MessageType {
         Self::DigestReply,
         Self::Event,
         Self::Report,
+        Self::Keepalive,
         Self::Error,
         Self::Done,
     ];
@@ -105,6 +108,7 @@ impl MessageType {
             Self::DigestReply => "digest reply",
             Self::Event => "event",
             Self::Report => "report",
+            Self::Keepalive => "keepalive",
             Self::Error => "error",
             Self::Done => "done",
         }
@@ -283,6 +287,10 @@ pub enum Message {
     Event(Vec<u8>),
     /// A serialized report (at most [`MAX_REPORT`] bytes), opaque here.
     Report(Vec<u8>),
+    /// Nothing: sent by a side that has been quiet for a while, so that the peer's idle timeout
+    /// measures a stalled connection, not a busy side (only when both announced
+    /// [`CAP_KEEPALIVE`](super::CAP_KEEPALIVE)).
+    Keepalive,
     /// A fatal error; the sender stops after it (at most [`MAX_TEXT`] bytes).
     Error(String),
     /// The sender has nothing more to say.
@@ -337,6 +345,7 @@ impl Message {
             Self::DigestReply { .. } => MessageType::DigestReply,
             Self::Event(_) => MessageType::Event,
             Self::Report(_) => MessageType::Report,
+            Self::Keepalive => MessageType::Keepalive,
             Self::Error(_) => MessageType::Error,
             Self::Done => MessageType::Done,
         }
@@ -375,7 +384,7 @@ impl Message {
                 }
             }
             Self::Entries(entries) => encode_entries(entries, out),
-            Self::ListEnd | Self::Done => {}
+            Self::ListEnd | Self::Done | Self::Keepalive => {}
             Self::ScanProblem(p) => {
                 put_bytes(out, &p.path);
                 out.push(u8::from(p.vanished));
@@ -487,6 +496,7 @@ impl Message {
             MessageType::Entries => Self::Entries(decode_entries(&mut r)?),
             MessageType::ListEnd => Self::ListEnd,
             MessageType::Done => Self::Done,
+            MessageType::Keepalive => Self::Keepalive,
             MessageType::ScanProblem => {
                 let path = path(&mut r, "scan problem path")?;
                 let vanished = r.bool("vanished")?;
@@ -843,6 +853,7 @@ pub(crate) mod tests {
             },
             Message::Event(b"{\"kind\":\"copied\"}".to_vec()),
             Message::Report(vec![0; MAX_REPORT]),
+            Message::Keepalive,
             Message::Error("no space left on device".into()),
             Message::Done,
         ]
@@ -866,7 +877,7 @@ pub(crate) mod tests {
             numbers,
             [
                 0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x30, 0x31,
-                0x3e, 0x3f
+                0x3d, 0x3e, 0x3f
             ]
         );
         for v in 0..=255u8 {

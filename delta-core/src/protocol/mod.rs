@@ -59,6 +59,7 @@
 //! | `0x26` | `DigestReply` | `id varint`, `status u8`: 0 ok: `hash [16]`; 1 vanished; 2 failed: `string` |
 //! | `0x30` | `Event` | `rest` (≤ [`MAX_EVENT`]), opaque to this module |
 //! | `0x31` | `Report` | `rest` (≤ [`MAX_REPORT`]), opaque to this module |
+//! | `0x3d` | `Keepalive` | empty; sent only after both announced [`CAP_KEEPALIVE`], ignored by the reader |
 //! | `0x3e` | `Error` | `rest`, UTF-8 (≤ [`MAX_TEXT`]); fatal, the sender closes after it |
 //! | `0x3f` | `Done` | empty |
 //!
@@ -142,8 +143,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Capability: frames may be zstd-compressed ([`FLAG_ZSTD`]).
 pub const CAP_ZSTD: u64 = 1 << 0;
+/// Capability: the side sends [`Message::Keepalive`] when it has been quiet, so the peer may
+/// time out an idle connection.
+pub const CAP_KEEPALIVE: u64 = 1 << 1;
 /// The capabilities this build announces.
-pub const CAPABILITIES: u64 = CAP_ZSTD;
+pub const CAPABILITIES: u64 = CAP_ZSTD | CAP_KEEPALIVE;
 
 /// Largest value of a frame's length field: type, flags and payload (1 MiB + 64).
 pub const MAX_FRAME: usize = (1 << 20) + 64;
@@ -245,7 +249,7 @@ mod tests {
         );
         let n = negotiate(&hello(1, 1, CAPABILITIES), &Hello::ours()).unwrap();
         assert_eq!(n.version, PROTOCOL_VERSION);
-        assert_eq!(n.capabilities, CAP_ZSTD);
+        assert_eq!(n.capabilities, CAP_ZSTD | CAP_KEEPALIVE);
     }
 
     #[test]

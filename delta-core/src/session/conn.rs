@@ -1,11 +1,25 @@
 //! The framed connection: a writer shared by every thread (one whole frame per lock), an
-//! input reader that yields messages, and the handshake.
+//! input reader that yields messages, the handshake, and the idle timeout.
+//!
+//! # Idle timeout
+//! When the job sets `timeout-ms` and both sides announced
+//! [`CAP_KEEPALIVE`](crate::protocol::CAP_KEEPALIVE), each side sends a
+//! [`Message::Keepalive`] whenever it has sent nothing for a quarter of the timeout (a side busy
+//! hashing a huge file is not a stalled one), and gives up when nothing at all has arrived for
+//! the whole timeout: the read fails with [`std::io::ErrorKind::TimedOut`] and the duplex's
+//! abort hook tears the connection down, so threads blocked writing to a peer that stopped
+//! reading return too. The client's timeout starts before the handshake (a far side that
+//! never answers); the server's once it has read the job, which carries the timeout.
 
-use std::io::{Read, Write};
-use std::sync::Mutex;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::protocol::{negotiate, FrameDecoder, FrameEncoder, Hello, Job, Message, ProtocolError};
-use crate::transport::Duplex;
+use crate::protocol::{
+    negotiate, FrameDecoder, FrameEncoder, Hello, Job, Message, ProtocolError, CAP_KEEPALIVE,
+};
+use crate::transport::{Abort, Duplex};
 
 use super::SessionError;
 
@@ -15,6 +29,8 @@ const LEVEL: i32 = 3;
 /// The sending half of a session, shared by every thread.
 pub struct Conn {
     out: Mutex<(FrameEncoder, Box<dyn Write + Send>, Vec<u8>)>,
+    /// When the last frame went out.
+    last_send: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -31,6 +47,7 @@ impl Conn {
                 out,
                 Vec::new(),
             )),
+            last_send: Mutex::new(Instant::now()),
         }
     }
 
@@ -51,7 +68,26 @@ impl Conn {
         enc.encode(msg, buf)?;
         out.write_all(buf)?;
         out.flush()?;
+        *self.last_send.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(())
+    }
+
+    /// Sends a keepalive whenever nothing went out for `every`, until the connection is
+    /// dropped or broken.
+    fn keep_alive(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(conn) = weak.upgrade() else { return };
+            let idle = conn
+                .last_send
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed();
+            if idle >= every && conn.send(&Message::Keepalive).is_err() {
+                return;
+            }
+        });
     }
 }
 
@@ -77,11 +113,22 @@ impl Input {
         }
     }
 
-    /// The next message, or `None` at a clean end of input (between frames).
+    /// From now on, reads that wait longer than `timeout` for any byte fail, after `abort`
+    /// tore the connection down.
+    fn set_idle_timeout(&mut self, timeout: Duration, abort: Option<Abort>) {
+        let inner = std::mem::replace(&mut self.reader, Box::new(io::empty()));
+        self.reader = Box::new(IdleReader::new(inner, timeout, abort));
+    }
+
+    /// The next message, or `None` at a clean end of input (between frames). Keepalives are
+    /// consumed here.
     pub fn next_message(&mut self) -> Result<Option<Message>, SessionError> {
         loop {
             if let Some(frame) = self.decoder.next()? {
-                return Ok(Some(frame.into_message()?));
+                match frame.into_message()? {
+                    Message::Keepalive => continue,
+                    m => return Ok(Some(m)),
+                }
             }
             let n = loop {
                 match self.reader.read(&mut self.buf) {
@@ -116,14 +163,20 @@ fn hello(input: &mut Input) -> Result<Hello, SessionError> {
 }
 
 /// The client's side of the handshake: Hellos both ways, then the job.
-pub fn connect(duplex: Duplex, job: &Job) -> Result<(Conn, Input), SessionError> {
+pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionError> {
     let level = compression(job);
+    let abort = duplex.abort.clone();
     let mut ours = Hello::ours();
     if level.is_none() {
         ours.capabilities &= !crate::protocol::CAP_ZSTD;
     }
     let conn = Conn::new(duplex.writer, false);
     let mut input = Input::new(duplex.reader);
+    // The client's timeout covers the handshake too: a far side that never answers.
+    let timeout = idle_timeout(job);
+    if let Some(t) = timeout {
+        input.set_idle_timeout(t, abort.clone());
+    }
     conn.send(&Message::Hello(ours))?;
     let theirs = hello(&mut input).map_err(|e| match e {
         SessionError::Closed(_) | SessionError::Protocol(ProtocolError::ClosedBeforeHello) => SessionError::Unsupported(
@@ -135,10 +188,28 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Conn, Input), SessionError>
         e => e,
     })?;
     let n = negotiate(&ours, &theirs)?;
-    let conn = Conn::new(conn.into_writer(), false);
+    let conn = Arc::new(Conn::new(conn.into_writer(), false));
     conn.set_level(level.filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0));
     conn.send(&Message::Job(job.clone()))?;
+    if let Some(t) = timeout.filter(|_| n.capabilities & CAP_KEEPALIVE != 0) {
+        conn.keep_alive(keepalive_interval(t));
+    }
     Ok((conn, input))
+}
+
+/// How often a quiet side sends a keepalive when the timeout is `t`.
+fn keepalive_interval(t: Duration) -> Duration {
+    (t / 4).max(Duration::from_millis(50))
+}
+
+/// The idle timeout a job asks for: its `timeout-ms` option (absent or 0: none).
+pub fn idle_timeout(job: &Job) -> Option<Duration> {
+    job.options
+        .iter()
+        .find(|(k, _)| k == "timeout-ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
 }
 
 /// The zstd level a job asks for: its `compress-level` option (`off`, or 1..=19), 3 if absent.
@@ -156,18 +227,23 @@ pub fn compression(job: &Job) -> Option<i32> {
 }
 
 /// The server's side: answer the Hello, read the job.
-pub(super) fn accept(duplex: Duplex) -> Result<(Conn, Input, Job), SessionError> {
+pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionError> {
+    let abort = duplex.abort.clone();
     let conn = Conn::new(duplex.writer, false);
     let mut input = Input::new(duplex.reader);
     let theirs = hello(&mut input)?;
     conn.send(&Message::Hello(Hello::ours()))?;
     let n = negotiate(&Hello::ours(), &theirs)?;
-    let conn = Conn::new(conn.into_writer(), false);
+    let conn = Arc::new(Conn::new(conn.into_writer(), false));
     match input.expect("waiting for the job")? {
         Message::Job(job) => {
             conn.set_level(
                 compression(&job).filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0),
             );
+            if let Some(t) = idle_timeout(&job).filter(|_| n.capabilities & CAP_KEEPALIVE != 0) {
+                conn.keep_alive(keepalive_interval(t));
+                input.set_idle_timeout(t, abort);
+            }
             Ok((conn, input, job))
         }
         other => Err(SessionError::Unexpected(other.message_type().name())),
@@ -177,5 +253,80 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Conn, Input, Job), SessionError>
 impl Conn {
     fn into_writer(self) -> Box<dyn Write + Send> {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner()).1
+    }
+}
+
+/// A reader that gives up when no byte arrived for `timeout`: a pump thread does the blocking
+/// reads and hands the chunks over a channel, which is waited on with the timeout.
+struct IdleReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    timeout: Duration,
+    abort: Option<Abort>,
+    ended: bool,
+}
+
+impl IdleReader {
+    fn new(mut inner: Box<dyn Read + Send>, timeout: Duration, abort: Option<Abort>) -> Self {
+        let (tx, rx) = sync_channel(4);
+        std::thread::spawn(move || loop {
+            let mut chunk = vec![0u8; 256 << 10];
+            let r = match inner.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(chunk)
+                }
+                Err(e) => Err(e),
+            };
+            let last = !matches!(&r, Ok(c) if !c.is_empty());
+            if tx.send(r).is_err() || last {
+                return;
+            }
+        });
+        Self {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            timeout,
+            abort,
+            ended: false,
+        }
+    }
+}
+
+impl Read for IdleReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(self.timeout) {
+                Ok(Ok(chunk)) => {
+                    self.ended = chunk.is_empty();
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Disconnected) => return Ok(0),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(abort) = &self.abort {
+                        abort();
+                    }
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "nothing received from the far side for {} s (--timeout); gave up",
+                            self.timeout.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

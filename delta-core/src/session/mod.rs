@@ -68,11 +68,14 @@ pub fn serve(duplex: Duplex) -> Result<(), SessionError> {
 
 /// The far side of a push: run the pass here, into the job's root, from the client's tree;
 /// events and the report go back to the client.
-fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result<(), SessionError> {
+fn receive(
+    conn: std::sync::Arc<Conn>,
+    input: conn::Input,
+    job: &crate::protocol::Job,
+) -> Result<(), SessionError> {
     use std::os::unix::ffi::OsStrExt;
     use std::sync::Arc;
 
-    let conn = Arc::new(conn);
     let fail = |msg: String| {
         let _ = conn.send(&Message::Error(msg.clone()));
         SessionError::Failed(msg)
@@ -115,20 +118,43 @@ fn receive(conn: Conn, input: conn::Input, job: &crate::protocol::Job) -> Result
 #[cfg(test)]
 mod tests;
 
+/// How a session runs, apart from the pass it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// zstd level (1..=19) for literal data and listings; `None`: uncompressed.
+    pub compress: Option<i32>,
+    /// Give up when the far side has sent nothing, not even a keepalive, for this long
+    /// (rsync's and rclone's `--timeout`); `None`: wait for ever.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl Default for SessionOptions {
+    /// zstd level 3, no timeout.
+    fn default() -> Self {
+        Self {
+            compress: Some(3),
+            timeout: None,
+        }
+    }
+}
+
 /// The job a client asks the far side to do.
 fn job(
     role: Role,
     seed: u64,
     opts: &crate::sync::SyncOptions,
     filter: &options::FilterSpec,
-    compress: Option<i32>,
+    session: &SessionOptions,
     root: &[u8],
 ) -> crate::protocol::Job {
     let mut options = options::encode(opts);
     options.push((
         "compress-level".into(),
-        compress.map_or("off".into(), |l| l.to_string()),
+        session.compress.map_or("off".into(), |l| l.to_string()),
     ));
+    if let Some(t) = session.timeout {
+        options.push(("timeout-ms".into(), t.as_millis().max(1).to_string()));
+    }
     crate::protocol::Job {
         seed,
         role,
@@ -144,14 +170,14 @@ fn job(
 /// Pushes the local tree at `src` to a far receiver reached over `duplex`: the far side runs
 /// the pass described by `opts` and `filter` into `dst_root`, while this side serves the tree
 /// (pruned by the same filter). The far side's events reach `callback`; its report is
-/// returned. `compress` is the zstd level (`None`: off).
+/// returned. `session` sets compression and the idle timeout.
 pub fn push(
     duplex: Duplex,
     src: &std::path::Path,
     dst_root: &[u8],
     opts: &crate::sync::SyncOptions,
     filter: &options::FilterSpec,
-    compress: Option<i32>,
+    session: &SessionOptions,
     callback: &(dyn Fn(&crate::exec::Event<'_>) + Sync),
 ) -> Result<crate::exec::Report, SessionError> {
     let walk = filter
@@ -163,7 +189,7 @@ pub fn push(
         crate::signature::random_seed(),
         opts,
         filter,
-        compress,
+        session,
         dst_root,
     );
     let (conn, mut input) = connect(duplex, &job)?;

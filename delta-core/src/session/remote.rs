@@ -60,20 +60,20 @@ impl std::fmt::Debug for RemoteSource {
 impl RemoteSource {
     /// Starts a session over `duplex` asking the far side to send the tree at `root` for a
     /// pass with `opts` and `filter` (the far side prunes its walk with them; the pass filters
-    /// every entry again). `describe` names it in messages (`host:path`); `compress` is the
-    /// zstd level for the session (`None`: off).
+    /// every entry again). `describe` names it in messages (`host:path`); `session` sets
+    /// compression and the idle timeout.
     pub fn connect(
         duplex: Duplex,
         root: &[u8],
         opts: &crate::sync::SyncOptions,
         filter: &super::options::FilterSpec,
         describe: String,
-        compress: Option<i32>,
+        session: &super::SessionOptions,
     ) -> Result<Self, SessionError> {
         let seed = crate::signature::random_seed();
-        let job = super::job(Role::Sender, seed, opts, filter, compress, root);
+        let job = super::job(Role::Sender, seed, opts, filter, session, root);
         let (conn, input) = connect(duplex, &job)?;
-        Ok(Self::over(Arc::new(conn), input, seed, describe))
+        Ok(Self::over(conn, input, seed, describe))
     }
 
     /// The far sender of a session already started (the far side of a push, where the client
@@ -424,6 +424,10 @@ fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, sh
 impl Source for RemoteSource {
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn lost(&self) -> Option<String> {
+        RemoteSource::lost(self)
     }
 
     fn list(&self, _descend: DescendFilter, _one_file_system: bool) -> Listing {

@@ -46,7 +46,7 @@ fn pull_from(
         &SyncOptions::new(Mode::Sync),
         &FilterSpec::default(),
         "fake".into(),
-        Some(3),
+        &SessionOptions::default(),
     )
     .map_err(|e| e.to_string())?;
     let job = SyncBuilder::new(Mode::Sync, "", dst)
@@ -242,7 +242,7 @@ fn the_sender_prunes_what_the_filter_excludes_and_refuses_grown_files() {
         1,
         &SyncOptions::new(Mode::Copy),
         &filter,
-        None,
+        &SessionOptions::default(),
         src.as_os_str().as_encoded_bytes(),
     );
     let (conn, mut input) = connect(client, &job).unwrap();
@@ -331,7 +331,7 @@ fn pull_raw(dst: &Path, raw: Vec<u8>) -> crate::exec::Report {
         &SyncOptions::new(Mode::Sync),
         &FilterSpec::default(),
         "fake".into(),
-        Some(3),
+        &SessionOptions::default(),
     )
     .unwrap();
     let job = SyncBuilder::new(Mode::Sync, "", dst).build().unwrap();
@@ -339,6 +339,108 @@ fn pull_raw(dst: &Path, raw: Vec<u8>) -> crate::exec::Report {
     drop(source);
     fake.join().unwrap();
     r
+}
+
+/// A fake sender that sends its Hello, then `frames` with `gap` between them, then stalls
+/// (keeps the connection open, reads nothing) until the client's abort hook fires. Returns the
+/// client's report, whether the hook fired, and how long the pass took.
+fn pull_stalling(
+    dst: &Path,
+    frames: Vec<Vec<u8>>,
+    gap: std::time::Duration,
+    timeout: std::time::Duration,
+) -> (crate::exec::Report, bool, std::time::Duration) {
+    let (client, mut server) = Duplex::pair(64);
+    let (abort_tx, abort_rx) = std::sync::mpsc::channel::<()>();
+    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = aborted.clone();
+    let client = client.with_abort(move || {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = abort_tx.send(());
+    });
+    let fake = std::thread::spawn(move || {
+        let mut hello = Vec::new();
+        Message::Hello(Hello::ours()).encode(&mut hello);
+        let _ = server
+            .writer
+            .write_all(&encode_frame(0x01, &hello, None).unwrap());
+        for f in frames {
+            std::thread::sleep(gap);
+            if server.writer.write_all(&f).is_err() {
+                return;
+            }
+        }
+        // Stalled: neither reads nor writes until torn down, then hangs up.
+        let _ = abort_rx.recv_timeout(std::time::Duration::from_secs(30));
+    });
+    let started = std::time::Instant::now();
+    let source = RemoteSource::connect(
+        client,
+        b"/src",
+        &SyncOptions::new(Mode::Sync),
+        &FilterSpec::default(),
+        "fake".into(),
+        &SessionOptions {
+            compress: None,
+            timeout: Some(timeout),
+        },
+    )
+    .unwrap();
+    let job = SyncBuilder::new(Mode::Sync, "", dst).build().unwrap();
+    let r = job.run_from(&source).unwrap();
+    let took = started.elapsed();
+    drop(source);
+    fake.join().unwrap();
+    (r, aborted.load(std::sync::atomic::Ordering::SeqCst), took)
+}
+
+fn frame_of(m: &Message) -> Vec<u8> {
+    let mut payload = Vec::new();
+    m.encode(&mut payload);
+    encode_frame(m.message_type().as_u8(), &payload, None).unwrap()
+}
+
+#[test]
+fn a_stalled_peer_times_out_and_the_connection_is_torn_down() {
+    let (_t, dst, outside) = scratch();
+    let listing = vec![frame_of(&Message::Entries(vec![
+        entry("", EntryKind::Dir, 0),
+        entry("kept", EntryKind::File, 11),
+    ]))];
+    let timeout = std::time::Duration::from_millis(300);
+    let (report, aborted, took) = pull_stalling(&dst, listing, Default::default(), timeout);
+    assert!(aborted, "the connection was torn down");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert_ne!(report.outcome.exit_code(), 0);
+    assert!(
+        report.problems.iter().any(|p| p.contains("--timeout")),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
+    outside_untouched(&outside);
+}
+
+#[test]
+fn keepalives_hold_a_quiet_session_open() {
+    let (_t, dst, _outside) = scratch();
+    // 1.2 s of keepalives (4× the timeout), then an empty tree: no timeout, a clean pass.
+    let mut frames: Vec<Vec<u8>> = (0..24).map(|_| frame_of(&Message::Keepalive)).collect();
+    frames.push(frame_of(&Message::Entries(vec![entry(
+        "",
+        EntryKind::Dir,
+        0,
+    )])));
+    frames.push(frame_of(&Message::ListEnd));
+    let timeout = std::time::Duration::from_millis(300);
+    let gap = std::time::Duration::from_millis(50);
+    // (The fake then stalls instead of hanging up after Done, so the hook fires once the
+    // pass is over; the pass itself must be clean.)
+    let (report, _, _) = pull_stalling(&dst, frames, gap, timeout);
+    // (An empty tree: the empty-source rail keeps `kept`, which is all that may happen.)
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.stats.errors, 0, "{report:?}");
+    assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
 }
 
 #[test]
@@ -481,6 +583,7 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
                 inner: server.writer,
                 count: count.clone(),
             }),
+            abort: None,
         };
         let served = std::thread::spawn(move || serve(counted));
         let source = RemoteSource::connect(
@@ -489,7 +592,10 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
             &SyncOptions::new(Mode::Copy),
             &FilterSpec::default(),
             "t".into(),
-            level,
+            &SessionOptions {
+                compress: level,
+                timeout: None,
+            },
         )
         .unwrap();
         let report = SyncBuilder::new(Mode::Copy, "", &dst)

@@ -36,6 +36,8 @@ struct Ctx<'a> {
     compare: CompareOptions,
     meta: MetaOptions,
     tally: Tally,
+    /// The source's connection was reported lost (once, not once per pending file).
+    lost_reported: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx<'_> {
@@ -43,6 +45,25 @@ impl Ctx<'_> {
         if let Some(cb) = &self.job.callback {
             cb(&e);
         }
+    }
+
+    /// Whether the source is gone for good (a far side whose session ended); reports it the
+    /// first time. Files not transferred because of it are not reported one by one.
+    fn source_lost(&self) -> bool {
+        let Some(why) = self.src.lost() else {
+            return false;
+        };
+        if !self
+            .lost_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.problem(
+                b"",
+                Problem::Failed,
+                &format!("the session with {} ended: {why}", self.src.describe()),
+            );
+        }
+        true
     }
 
     fn problem(&self, path: &[u8], problem: Problem, message: &str) {
@@ -189,6 +210,7 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
         compare,
         meta,
         tally: Tally::default(),
+        lost_reported: Default::default(),
     };
 
     let filter = job.filter.clone();
@@ -640,6 +662,9 @@ fn worker(ctx: &Ctx<'_>, rx: &Mutex<Receiver<Task>>) {
             guard.recv()
         };
         let Ok(task) = task else { return };
+        if ctx.source_lost() {
+            continue;
+        }
         transfer_one(ctx, task);
     }
 }
@@ -745,6 +770,7 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
                 None,
             );
         }
+        Err(_) if ctx.source_lost() => {}
         Err(TransferError::Vanished) => ctx.problem(path, Problem::Vanished, "vanished"),
         Err(e @ TransferError::Changing { .. }) => {
             ctx.problem(path, Problem::Changing, &e.to_string())

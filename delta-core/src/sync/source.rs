@@ -36,6 +36,12 @@ pub trait Source: Send + Sync {
     /// [`transfer::file_digest`] of a destination file.
     fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]>;
 
+    /// Why the source can no longer answer (a far side whose session ended), if it can't;
+    /// the pass then stops transferring and reports this once.
+    fn lost(&self) -> Option<String> {
+        None
+    }
+
     /// Bytes a transfer would move, for dry runs.
     fn estimate(
         &self,

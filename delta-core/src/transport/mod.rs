@@ -146,8 +146,17 @@ impl Connector for SshCommand {
     fn connect(&self, remote: &Remote, server_args: &[String]) -> io::Result<Connection> {
         let mut child = self.spawn(remote, server_args)?;
         let duplex = child.duplex().expect("a fresh child has its pipes");
+        let child = std::sync::Arc::new(std::sync::Mutex::new(child.child));
+        let killer = std::sync::Arc::downgrade(&child);
+        // Aborting kills the remote shell: its pipes close, so every blocked read and write
+        // of the session returns.
+        let duplex = duplex.with_abort(move || {
+            if let Some(c) = killer.upgrade() {
+                let _ = c.lock().unwrap_or_else(|e| e.into_inner()).kill();
+            }
+        });
         Ok(Connection::new(duplex, move || {
-            let status = child.child.wait()?;
+            let status = child.lock().unwrap_or_else(|e| e.into_inner()).wait()?;
             Ok(status.code())
         }))
     }
@@ -227,9 +236,14 @@ impl SshChild {
         Some(Duplex {
             reader: Box::new(self.stdout.take()?),
             writer: Box::new(self.stdin.take()?),
+            abort: None,
         })
     }
 }
+
+/// Tears a connection down so that blocked reads and writes on it return (kills the remote
+/// shell, closes the socket).
+pub type Abort = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// A bidirectional byte stream.
 pub struct Duplex {
@@ -237,6 +251,10 @@ pub struct Duplex {
     pub reader: Box<dyn Read + Send>,
     /// Bytes to the peer.
     pub writer: Box<dyn Write + Send>,
+    /// How to tear the stream down when the peer stalls (used by the session's idle timeout;
+    /// without it a timed-out session reports the error but a write blocked on a full pipe
+    /// stays blocked until the peer goes away).
+    pub abort: Option<Abort>,
 }
 
 impl std::fmt::Debug for Duplex {
@@ -251,7 +269,14 @@ impl Duplex {
         Self {
             reader: Box::new(reader),
             writer: Box::new(writer),
+            abort: None,
         }
+    }
+
+    /// The same streams, torn down by `abort` when the session gives up on a stalled peer.
+    pub fn with_abort(mut self, abort: impl Fn() + Send + Sync + 'static) -> Self {
+        self.abort = Some(std::sync::Arc::new(abort));
+        self
     }
 
     /// Two connected in-memory ends, with `capacity` chunks of buffering each way.
