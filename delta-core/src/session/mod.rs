@@ -92,15 +92,29 @@ fn receive(
     let root = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
     let source = RemoteSource::over(conn.clone(), input, job.seed, "the client".into());
     let events = conn.clone();
+    // Progress goes back summed, at most ten times a second, for the client's progress bar.
+    let long_ago = std::time::Instant::now()
+        .checked_sub(std::time::Duration::from_secs(1))
+        .unwrap_or_else(std::time::Instant::now);
+    let progress = std::sync::Mutex::new((0u64, long_ago));
     let sync = crate::sync::SyncBuilder::new(job.mode, "", &root)
         .options(opts)
         .filter(filter)
         .callback(Arc::new(move |e: &crate::exec::Event<'_>| {
-            // Progress stays on this side: the client measures its own.
-            if matches!(e, crate::exec::Event::Progress { .. }) {
-                return;
-            }
-            if let Some(r) = events::EventRecord::of(e) {
+            let record = match e {
+                crate::exec::Event::Progress { bytes } => {
+                    let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    p.0 += bytes;
+                    if p.1.elapsed() < std::time::Duration::from_millis(100) {
+                        return;
+                    }
+                    let sum = std::mem::take(&mut p.0);
+                    p.1 = std::time::Instant::now();
+                    Some(events::EventRecord::Progress(sum))
+                }
+                e => events::EventRecord::of(e),
+            };
+            if let Some(r) = record {
                 let _ = events.send(&Message::Event(r.to_bytes()));
             }
         }))

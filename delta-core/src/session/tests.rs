@@ -620,3 +620,48 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
         "uncompressed carries the whole file"
     );
 }
+
+#[test]
+fn a_push_reports_the_far_side_events_and_progress() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let big: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("sub/big"), &big).unwrap();
+    let dst = t.path().join("dst");
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let created = std::sync::atomic::AtomicU64::new(0);
+    let report = push(
+        client,
+        &src,
+        dst.as_os_str().as_encoded_bytes(),
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        &SessionOptions::default(),
+        &|e| match e {
+            crate::exec::Event::Progress { bytes } => {
+                progress.fetch_add(*bytes, std::sync::atomic::Ordering::Relaxed);
+            }
+            crate::exec::Event::Changed(_) => {
+                created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
+        },
+    )
+    .unwrap();
+    served.join().unwrap().unwrap();
+    assert_eq!(report.stats.files_created, 1, "{report:?}");
+    assert_eq!(std::fs::read(dst.join("sub/big")).unwrap(), big);
+    assert!(
+        created.into_inner() >= 2,
+        "the far side's changes reach the client"
+    );
+    assert!(
+        progress.into_inner() > 0,
+        "the client's progress bar gets the far side's byte counts"
+    );
+}
