@@ -169,7 +169,7 @@ pub const OPTIONS: &[OptDef] = &[
     flag(Opt::PartialProgress, "P", Some('P'), "same as --partial --progress"),
     flag(Opt::Verbose, "verbose", Some('v'), "list transferred files, then a summary (repeatable)"),
     flag(Opt::Quiet, "quiet", Some('q'), "only errors"),
-    flag(Opt::Compress, "compress", Some('z'), "compress file data in transit (no effect between local trees)"),
+    flag(Opt::Compress, "compress", Some('z'), "compress in transit (deltasync's default for remote transfers; --no-z turns it off)"),
     flag(Opt::DryRun, "dry-run", Some('n'), "show what would be done, change nothing"),
     flag(Opt::Checksum, "checksum", Some('c'), "skip files by whole-file checksum, not size and mtime"),
     flag(Opt::WholeFile, "whole-file", Some('W'), "copy changed files whole (the default between local trees)"),
@@ -268,7 +268,8 @@ pub struct RsyncArgs {
     pub human: u8,
     pub verbose: u8,
     pub quiet: bool,
-    pub compress: bool,
+    /// `-z` / `--no-z`; unset: deltasync's default (compressed).
+    pub compress: Option<bool>,
     pub dry_run: bool,
     pub checksum: bool,
     pub whole_file: Option<bool>,
@@ -474,7 +475,7 @@ fn apply(
         }
         Opt::Verbose => a.verbose = if on { a.verbose.saturating_add(1) } else { 0 },
         Opt::Quiet => a.quiet = on,
-        Opt::Compress => a.compress = on,
+        Opt::Compress => a.compress = Some(on),
         Opt::DryRun => a.dry_run = on,
         Opt::Checksum => a.checksum = on,
         Opt::WholeFile => a.whole_file = Some(on),
@@ -1148,8 +1149,8 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
 }
 
 /// rsync's flags for reaching the far side: `-e` (else `RSYNC_RSH`, else ssh),
-/// `--rsync-path` (the far deltasync), `-z` accepted (deltasync compresses remote transfers
-/// anyway, as `--compress-level 3`).
+/// `--rsync-path` (the far deltasync), `--timeout`; remote transfers are compressed (zstd level
+/// 3) unless `--no-z`: unlike rsync's, deltasync's compression is on by default.
 // Field by field: the remote options this dialect has no spelling for keep their defaults.
 #[allow(clippy::field_reassign_with_default)]
 fn remote_args(a: &RsyncArgs) -> RemoteArgs {
@@ -1160,6 +1161,7 @@ fn remote_args(a: &RsyncArgs) -> RemoteArgs {
         .or_else(|| std::env::var("RSYNC_RSH").ok().filter(|v| !v.is_empty()));
     r.remote_bin = a.rsync_path.clone();
     r.compress_level = 3;
+    r.no_compress = a.compress == Some(false);
     r.timeout = Duration::from_secs(a.timeout);
     r
 }
@@ -1522,7 +1524,7 @@ mod tests {
         assert_eq!(a.human, 1);
         assert_eq!(a.paths, ["src/", "dst"]);
         let b = run_args(&["-azH", "/home/vmail/mail", "/new/home/vmail/"]);
-        assert!(b.compress && b.hard_links && b.recursive);
+        assert!(b.compress == Some(true) && b.hard_links && b.recursive);
         assert!(!b.delete);
         // -a does not include -H; -v counts.
         let c = run_args(&["-avv", "s", "d"]);
