@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rdiff rsync rclone openssh-server openssh-client >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rdiff rsync rclone openssh-server openssh-client libssl-dev pkg-config >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
 

@@ -485,4 +485,18 @@ pub struct RemoteArgs {
     /// Send remote data uncompressed
     #[arg(long, help_heading = "Remote")]
     pub no_compress: bool,
+    /// ssh: run the ssh command; libssh2: connect in-process (no ssh binary needed; reads -p,
+    /// -l, -i and common -o options from -e)
+    #[arg(long, value_name = "HOW", default_value = "ssh", value_parser = ["ssh", "libssh2"], help_heading = "Remote")]
+    pub ssh_transport: String,
+    /// Private key to log in with (repeatable; tried in order)
+    #[arg(long, value_name = "FILE", help_heading = "Remote")]
+    pub identity: Vec<std::path::PathBuf>,
+    /// known_hosts file to check the host key against (default ~/.ssh/known_hosts)
+    #[arg(long, value_name = "FILE", help_heading = "Remote")]
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// Host keys: yes refuses unknown and changed ones (default), accept-new records unknown
+    /// ones, no checks nothing
+    #[arg(long, value_name = "WHEN", value_parser = ["yes", "accept-new", "no"], help_heading = "Remote")]
+    pub ssh_host_key_check: Option<String>,
 }

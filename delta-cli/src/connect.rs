@@ -14,12 +14,52 @@ use delta_core::transport::{Connector, Remote, SshCommand};
 
 use crate::args::RemoteArgs;
 
-/// The connector the flags ask for.
+/// The connector the flags ask for: `ssh` (the user's ssh command, `-e`) or `libssh2`
+/// (in-process; takes its port, user, keys and host-key options from `-e` too). The explicit
+/// `--identity`, `--known-hosts` and `--ssh-host-key-check` win over `-e`'s, for both.
 pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
+    if a.ssh_transport == "libssh2" {
+        use delta_core::transport::libssh2::{HostKeyPolicy, Libssh2Connector};
+        let mut c = Libssh2Connector::new();
+        if let Some(rsh) = &a.rsh {
+            c.apply_ssh_command(rsh)?;
+        }
+        c.identities.splice(0..0, a.identity.iter().cloned());
+        if let Some(f) = &a.known_hosts {
+            c.known_hosts = f.clone();
+        }
+        if let Some(check) = &a.ssh_host_key_check {
+            c.host_key_policy = HostKeyPolicy::parse(check).context("--ssh-host-key-check")?;
+        }
+        if let Some(bin) = &a.remote_bin {
+            c.remote_bin = bin.clone();
+        }
+        c.stderr = std::sync::Arc::new(|b: &[u8]| {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(b);
+        });
+        return Ok(Box::new(c));
+    }
     let mut ssh = match &a.rsh {
         Some(rsh) => SshCommand::with_rsh(rsh).map_err(anyhow::Error::msg)?,
         None => SshCommand::default(),
     };
+    // Right after the program name: ssh keeps the first value of an option, so these win
+    // over the same options given in -e.
+    let mut extra = Vec::new();
+    for f in &a.identity {
+        extra.extend(["-i".to_string(), f.to_string_lossy().into_owned()]);
+    }
+    if let Some(f) = &a.known_hosts {
+        extra.extend([
+            "-o".to_string(),
+            format!("UserKnownHostsFile={}", f.to_string_lossy()),
+        ]);
+    }
+    if let Some(check) = &a.ssh_host_key_check {
+        extra.extend(["-o".to_string(), format!("StrictHostKeyChecking={check}")]);
+    }
+    ssh.rsh.splice(1..1, extra);
     if let Some(bin) = &a.remote_bin {
         ssh.remote_bin = bin.clone();
     }

@@ -6,6 +6,7 @@ mod dialect_robocopy;
 mod dialect_rsync;
 mod rdiff_commands;
 mod remote_faults;
+mod remote_libssh2;
 mod remote_rsync;
 mod remote_ssh;
 mod tree_delete;

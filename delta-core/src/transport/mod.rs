@@ -10,7 +10,13 @@
 //!   in-memory pair ([`Duplex::pair`]) for tests and for embedding;
 //! - [`Connector`] is how a far deltasync is started and reached: [`SshCommand`] spawns the
 //!   user's `ssh`; any other way (an in-process SSH client, a socket) implements the same trait
-//!   and yields a [`Connection`].
+//!   and yields a [`Connection`];
+//! - [`libssh2::Libssh2Connector`] (cargo feature `libssh2`, on by default) reaches the far
+//!   side in-process over libssh2, without an `ssh` binary: host-key checking against
+//!   known_hosts, keys from the agent or files, full duplex through one pump thread.
+
+#[cfg(feature = "libssh2")]
+pub mod libssh2;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
