@@ -10,8 +10,34 @@
 //! groups). Prints per-pass wall times, peak memory and the ratio deltasync / rsync.
 //!
 //! Usage: `cargo run --release -p deltasync-benches --bin tree_bench -- [--scale S] [--work DIR]
-//! [--only mailstore,maildir,docker,million]` with S = small | medium | large. `million` builds
-//! 1,000,000 entries and measures a copy and a no-change pass with their peak memory.
+//! [--only mailstore,maildir,docker,million] [--ssh | --legs local,push,pull] [--rsync-z]
+//! [--timeout SECONDS] [--deltasync PATH]` with S = small | medium | large. `million` builds 1,000,000 entries and
+//! measures a copy and a no-change pass with their peak memory.
+//!
+//! # Over SSH
+//!
+//! `--ssh` (the same as `--legs push`) runs the workflows over SSH to 127.0.0.1 instead of
+//! between local trees; `--legs` picks any of `local`, `push` (source local, destination
+//! `127.0.0.1:DST`: what the guides do, run on the old server and push to the new one) and
+//! `pull` (source `127.0.0.1:SRC`). The runner starts its own OpenSSH server
+//! (`sshd -D -e -f CONFIG` on a free port, fresh ed25519 host and user keys, config and log in
+//! `WORK/ssh`) and kills it at the end, also when it panics. Both tools use the same remote
+//! shell, `ssh_count ssh -p PORT -i KEY -o StrictHostKeyChecking=no ...`: deltasync as
+//! `deltasync copy|sync SRC 127.0.0.1:DST -e RSH --remote-bin BIN`, rsync as
+//! `rsync -aH --numeric-ids [--delete] -e RSH SRC/ 127.0.0.1:DST/` (`--rsync-z` adds `-z`).
+//! `ssh_count` (a bench binary beside this one) relays the ssh pipe and records the bytes each
+//! way; the table shows, per pass, both tools' times and their ratio, the bytes that crossed
+//! the pipe (sent + received, before ssh's encryption) and their ratio, and the number of
+//! direction changes on the pipe. Targets: time ≤ 0.7× rsync's for the copies, ≤ 0.5× for
+//! the final and the no-change syncs; bytes ≤ 1.0× rsync's. Peak memory is not shown there:
+//! the far side's processes are not children of the runner.
+//!
+//! A run that takes more than 20× rsync's time on the same pass (and at least `--timeout`
+//! seconds, default 60) is declared hung: it is killed with the far-side processes of our
+//! sshd, and the table says `hung`. rsync runs first in each pass for that reason.
+//!
+//! deltasync is copied into `WORK` first (the shared target directory may be rebuilt during a
+//! run), and that copy is both the local and the far binary.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -382,10 +408,13 @@ fn same_tree(a: &Path, b: &Path, exact: bool) -> Result<(), String> {
     ))
 }
 
-/// Runs a command under GNU time; returns wall time, peak RSS (KiB) and exit code. (Measuring
+/// Runs a command under GNU time; returns wall time, peak RSS (KiB) and exit code, or `None`
+/// if it ran past `timeout`: then its whole process group is killed, and `on_timeout` runs
+/// first (to kill what it started elsewhere, such as a far side that hangs too). (Measuring
 /// with `wait4` here would count the pages this process shares with the forked child before
 /// it execs.)
-fn timed(cmd: &Command) -> (Duration, u64, i32) {
+fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Duration, u64, i32)> {
+    use std::os::unix::process::CommandExt;
     let rss_file = std::env::temp_dir().join(format!("tree-bench-rss-{}", std::process::id()));
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
@@ -394,18 +423,84 @@ fn timed(cmd: &Command) -> (Duration, u64, i32) {
         .arg("-o")
         .arg(&rss_file)
         .arg(cmd.get_program())
-        .args(cmd.get_args());
+        .args(cmd.get_args())
+        .process_group(0);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            wrapped.env(k, v);
+        }
+    }
     let t = Instant::now();
-    let status = wrapped
+    let mut child = wrapped
         .stdout(std::process::Stdio::null())
-        .status()
+        .spawn()
         .expect("GNU time (apt-get install time)");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(timeout) {
+        Ok(status) => status.expect("wait for the timed command"),
+        Err(_) => {
+            on_timeout();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg("--")
+                .arg(format!("-{pid}"))
+                .status();
+            let _ = rx.recv();
+            return None;
+        }
+    };
     let elapsed = t.elapsed();
     let rss = fs::read_to_string(&rss_file)
         .ok()
         .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
         .unwrap_or(0);
-    (elapsed, rss, status.code().unwrap_or(-1))
+    Some((elapsed, rss, status.code().unwrap_or(-1)))
+}
+
+/// Kills every process descended from `ancestor` (by id, children first): the sessions of our
+/// own sshd, whose far-side processes would otherwise outlive a killed client.
+fn kill_descendants(ancestor: u32) {
+    let mut parent = HashMap::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split after the last ')'.
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.insert(pid, ppid);
+        }
+    }
+    let descends = |mut p: u32| {
+        while let Some(&pp) = parent.get(&p) {
+            if pp == ancestor {
+                return true;
+            }
+            if pp <= 1 {
+                return false;
+            }
+            p = pp;
+        }
+        false
+    };
+    let mut victims: Vec<u32> = parent.keys().copied().filter(|&p| descends(p)).collect();
+    victims.sort_unstable_by(|a, b| b.cmp(a));
+    for pid in victims {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
 }
 
 /// Reads every file of a tree once so both tools start from a warm page cache, and flushes
@@ -422,12 +517,324 @@ fn warm(root: &Path) {
     let _ = Command::new("sync").status();
 }
 
+/// Where the tools run: both trees local, or one of them reached over SSH to 127.0.0.1.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    Local,
+    /// Source local, destination `127.0.0.1:DST` (the guides: run on the old server, push).
+    Push,
+    /// Source `127.0.0.1:SRC`, destination local.
+    Pull,
+}
+
+impl Leg {
+    fn name(self) -> &'static str {
+        match self {
+            Leg::Local => "local",
+            Leg::Push => "push",
+            Leg::Pull => "pull",
+        }
+    }
+}
+
+/// A throwaway OpenSSH server on 127.0.0.1 with fresh host and user keys, killed on drop
+/// (also when the benchmark panics).
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let _ = fs::remove_file(path);
+    let _ = fs::remove_file(path.with_extension("pub"));
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(
+        o.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A port nobody listens on now (the kernel's choice; sshd binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1")
+}
+
+/// Starts `sshd -D -e -f CONFIG` on a free port, its keys and log under `work/ssh`, and waits
+/// for its banner.
+fn start_sshd(work: &Path) -> Sshd {
+    let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("sshd (apt-get install openssh-server)");
+    // Privilege separation needs this directory.
+    let _ = fs::create_dir_all("/run/sshd");
+    let dir = work.join("ssh");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    keygen(&dir.join("host"));
+    keygen(&dir.join("user"));
+    fs::copy(dir.join("user.pub"), dir.join("authorized_keys")).unwrap();
+    fs::set_permissions(
+        dir.join("authorized_keys"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for _ in 0..10 {
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n\
+                 StrictModes no\nUsePAM no\nPidFile none\nLogLevel ERROR\n",
+                dir.join("host").display(),
+                dir.join("authorized_keys").display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.join("sshd.log")).unwrap();
+        let mut child = Command::new(&sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut banner = [0u8; 4];
+                if std::io::Read::read_exact(&mut c, &mut banner).is_ok() && &banner == b"SSH-" {
+                    return Sshd {
+                        child,
+                        port,
+                        key: dir.join("user"),
+                    };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!(
+        "could not start sshd on 127.0.0.1 (see {})",
+        dir.join("sshd.log").display()
+    );
+}
+
+/// Bytes that crossed the ssh pipe in one run, as `ssh_count` saw them.
+#[derive(Clone, Copy, Default)]
+struct Wire {
+    sent: u64,
+    received: u64,
+    turns: u64,
+}
+
+impl Wire {
+    fn total(self) -> u64 {
+        self.sent + self.received
+    }
+    /// Sums the lines `ssh_count` appended (one per ssh connection).
+    fn read(path: &Path) -> Option<Wire> {
+        let text = fs::read_to_string(path).ok()?;
+        let mut w = Wire::default();
+        for line in text.lines() {
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            w.sent += f.first().copied().unwrap_or(0);
+            w.received += f.get(1).copied().unwrap_or(0);
+            w.turns += f.get(4).copied().unwrap_or(0);
+        }
+        Some(w)
+    }
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.2} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// What every pass needs: the binaries, the leg, the SSH server when there is one.
+struct Bench<'a> {
+    deltasync: &'a Path,
+    work: &'a Path,
+    leg: Leg,
+    /// The remote shell for `-e`: `ssh_count ssh -p PORT -i KEY ...`.
+    rsh: Option<String>,
+    /// Our sshd's process id: its sessions are killed when a run times out.
+    sshd_pid: Option<u32>,
+    rsync_z: bool,
+    /// The least time a run may take before it is declared hung (see [`Bench::timeout`]).
+    min_timeout: Duration,
+}
+
+/// The three tools of a pass.
+#[derive(Clone, Copy)]
+enum Tool {
+    Deltasync,
+    DeltasyncInplace,
+    Rsync,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Deltasync => "deltasync",
+            Tool::DeltasyncInplace => "deltasync --inplace",
+            Tool::Rsync => "rsync",
+        }
+    }
+}
+
+struct Run {
+    time: Duration,
+    rss: u64,
+    code: i32,
+    wire: Option<Wire>,
+    /// Killed after running this long without finishing.
+    hung: bool,
+}
+
+impl Bench<'_> {
+    /// The operands for this leg: local paths, or `127.0.0.1:PATH` on the far side.
+    fn operands(&self, src: &Path, dst: &Path, slash: &str) -> (String, String) {
+        let (s, d) = (
+            format!("{}{slash}", src.display()),
+            format!("{}{slash}", dst.display()),
+        );
+        match self.leg {
+            Leg::Local => (s, d),
+            Leg::Push => (s, format!("127.0.0.1:{d}")),
+            Leg::Pull => (format!("127.0.0.1:{s}"), d),
+        }
+    }
+
+    /// How long a run may take: 20× rsync's time on the same pass, at least `min_timeout`.
+    fn timeout(&self, rsync: Option<&Run>) -> Duration {
+        rsync.map_or(self.min_timeout * 4, |r| {
+            (r.time * 20).max(self.min_timeout)
+        })
+    }
+
+    fn run(&self, tool: Tool, src: &Path, dst: &Path, sync: bool, timeout: Duration) -> Run {
+        warm(src);
+        let cmd = match tool {
+            Tool::Deltasync | Tool::DeltasyncInplace => {
+                let (from, to) = self.operands(src, dst, "");
+                let mut ds = Command::new(self.deltasync);
+                ds.arg(if sync { "sync" } else { "copy" })
+                    .arg(from)
+                    .arg(to)
+                    .arg("--force-delete");
+                if matches!(tool, Tool::DeltasyncInplace) {
+                    ds.arg("--inplace");
+                }
+                if let Some(rsh) = &self.rsh {
+                    ds.arg("-e")
+                        .arg(rsh)
+                        .arg("--remote-bin")
+                        .arg(self.deltasync);
+                }
+                ds
+            }
+            Tool::Rsync => {
+                let (from, to) = self.operands(src, dst, "/");
+                let mut rs = Command::new("rsync");
+                rs.args(["-aH", "--numeric-ids"]);
+                if sync {
+                    rs.arg("--delete");
+                }
+                if self.rsync_z {
+                    rs.arg("-z");
+                }
+                if let Some(rsh) = &self.rsh {
+                    rs.arg("-e").arg(rsh);
+                }
+                rs.arg(from).arg(to);
+                rs
+            }
+        };
+        let count_file = self.work.join("wire.count");
+        let _ = fs::remove_file(&count_file);
+        let mut cmd = cmd;
+        if self.rsh.is_some() {
+            cmd.env("SSH_COUNT_FILE", &count_file);
+        }
+        let kill_far = || {
+            if let Some(pid) = self.sshd_pid {
+                kill_descendants(pid);
+            }
+        };
+        let Some((time, rss, code)) = timed(&cmd, timeout, &kill_far) else {
+            eprintln!(
+                "HUNG: {} ran past {:.0} s; killed",
+                tool.name(),
+                timeout.as_secs_f64()
+            );
+            return Run {
+                time: timeout,
+                rss: 0,
+                code: -1,
+                wire: Wire::read(&count_file),
+                hung: true,
+            };
+        };
+        let wire = self.rsh.as_ref().map(|_| {
+            Wire::read(&count_file).unwrap_or_else(|| {
+                eprintln!("warning: ssh_count wrote no counts for {}", tool.name());
+                Wire::default()
+            })
+        });
+        Run {
+            time,
+            rss,
+            code,
+            wire,
+            hung: false,
+        }
+    }
+}
+
 struct Row {
+    leg: Leg,
     scenario: &'static str,
     pass: String,
-    ds: (Duration, u64),
-    ds_inplace: (Duration, u64),
-    rs: (Duration, u64),
+    /// deltasync, deltasync --inplace, rsync.
+    runs: [Run; 3],
     target: f64,
 }
 
@@ -436,66 +843,65 @@ struct Row {
 #[allow(clippy::too_many_arguments)]
 fn pass(
     rows: &mut Vec<Row>,
+    b: &Bench,
     scenario: &'static str,
     name: &str,
     target: f64,
-    deltasync: &Path,
     src: &Path,
     dsts: [&Path; 3],
     sync: bool,
 ) {
-    let [ds_dst, ip_dst, rs_dst] = dsts;
-    let run_ds = |dst: &Path, inplace: bool| {
-        warm(src);
-        let mut ds = Command::new(deltasync);
-        ds.arg(if sync { "sync" } else { "copy" })
-            .arg(src)
-            .arg(dst)
-            .arg("--force-delete");
-        if inplace {
-            ds.arg("--inplace");
+    let tools = [Tool::Deltasync, Tool::DeltasyncInplace, Tool::Rsync];
+    // rsync first: its time bounds how long deltasync may take before it counts as hung.
+    let rs = b.run(Tool::Rsync, src, dsts[2], sync, b.timeout(None));
+    let limit = b.timeout(Some(&rs));
+    let ds = b.run(Tool::Deltasync, src, dsts[0], sync, limit);
+    let ip = b.run(Tool::DeltasyncInplace, src, dsts[1], sync, limit);
+    let runs = [ds, ip, rs];
+    for i in 0..3 {
+        let tool = tools[i].name();
+        if runs[i].code != 0 {
+            eprintln!(
+                "warning: {tool} exited {} on {scenario} {name}",
+                runs[i].code
+            );
         }
-        timed(&ds)
-    };
-    let (dt, dm, dc) = run_ds(ds_dst, false);
-    let (it, im, ic) = run_ds(ip_dst, true);
-    warm(src);
-    let mut rs = Command::new("rsync");
-    rs.args(["-aH", "--numeric-ids"]);
-    if sync {
-        rs.arg("--delete");
-    }
-    rs.arg(format!("{}/", src.display()))
-        .arg(format!("{}/", rs_dst.display()));
-    let (rt, rm, rc) = timed(&rs);
-    for (tool, code, dst) in [
-        ("deltasync", dc, ds_dst),
-        ("deltasync --inplace", ic, ip_dst),
-        ("rsync", rc, rs_dst),
-    ] {
-        if code != 0 {
-            eprintln!("warning: {tool} exited {code} on {scenario} {name}");
-        }
-        if let Err(e) = same_tree(src, dst, sync) {
+        if let Err(e) = same_tree(src, dsts[i], sync) {
             eprintln!("MISMATCH after {scenario} {name} ({tool}): {e}");
         }
     }
-    println!(
-        "  {scenario:9} {name:26} deltasync {:8.3}s (inplace {:8.3}s)  rsync {:8.3}s  ratio {:.2} (inplace {:.2})",
-        dt.as_secs_f64(),
-        it.as_secs_f64(),
-        rt.as_secs_f64(),
-        dt.as_secs_f64() / rt.as_secs_f64(),
-        it.as_secs_f64() / rt.as_secs_f64()
+    let [ds, ip, rs] = &runs;
+    let secs = |r: &Run| r.time.as_secs_f64();
+    print!(
+        "  {:5} {scenario:9} {name:26} deltasync {:8.3}s (inplace {:8.3}s)  rsync {:8.3}s  ratio {:.2} (inplace {:.2})",
+        b.leg.name(),
+        secs(ds),
+        secs(ip),
+        secs(rs),
+        secs(ds) / secs(rs),
+        secs(ip) / secs(rs)
     );
+    if let (Some(d), Some(i), Some(r)) = (ds.wire, ip.wire, rs.wire) {
+        print!(
+            "  wire sent/received/turns: deltasync {}/{}/{} inplace {}/{}/{} rsync {}/{}/{}",
+            d.sent, d.received, d.turns, i.sent, i.received, i.turns, r.sent, r.received, r.turns
+        );
+    }
+    println!();
     rows.push(Row {
+        leg: b.leg,
         scenario,
         pass: name.into(),
-        ds: (dt, dm),
-        ds_inplace: (it, im),
-        rs: (rt, rm),
+        runs,
         target,
     });
+}
+
+/// Lets the clock move past the second of the latest source change. rsync decides whether to
+/// set a new entry's time by comparing whole seconds, so a symlink it creates within the same
+/// second as its source keeps its creation time's nanoseconds, and the exact check fails.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(1100));
 }
 
 type Gen = fn(&Path, Scale, &mut Rng);
@@ -503,13 +909,13 @@ type Live = fn(&Path, Scale, &mut Rng, usize);
 
 fn workflow(
     rows: &mut Vec<Row>,
-    work: &Path,
-    deltasync: &Path,
+    b: &Bench,
     scenario: &'static str,
     s: Scale,
     gen: Gen,
     live: Live,
 ) {
+    let work = b.work;
     let src = work.join(format!("{scenario}-src"));
     let dsts = [
         work.join(format!("{scenario}-ds")),
@@ -524,55 +930,41 @@ fn workflow(
     let t = Instant::now();
     gen(&src, s, &mut rng);
     eprintln!("generated {scenario} in {:.1}s", t.elapsed().as_secs_f64());
-    pass(
-        rows,
-        scenario,
-        "1 initial copy",
-        0.7,
-        deltasync,
-        &src,
-        d,
-        false,
-    );
+    settle();
+    pass(rows, b, scenario, "1 initial copy", 0.7, &src, d, false);
     live(&src, s, &mut rng, 1);
+    settle();
     pass(
         rows,
+        b,
         scenario,
         "2 copy after changes",
         0.7,
-        deltasync,
         &src,
         d,
         false,
     );
     live(&src, s, &mut rng, 2);
+    settle();
     pass(
         rows,
+        b,
         scenario,
         "3 final sync (downtime)",
         0.5,
-        deltasync,
         &src,
         d,
         true,
     );
-    pass(
-        rows,
-        scenario,
-        "4 no-change sync",
-        0.5,
-        deltasync,
-        &src,
-        d,
-        true,
-    );
+    pass(rows, b, scenario, "4 no-change sync", 0.5, &src, d, true);
     for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
     }
 }
 
 /// 1,000,000 entries (empty files in a Maildir layout): copy and no-change pass, peak memory.
-fn million(rows: &mut Vec<Row>, work: &Path, deltasync: &Path) {
+fn million(rows: &mut Vec<Row>, b: &Bench) {
+    let work = b.work;
     let src = work.join("million-src");
     let dsts = [
         work.join("million-ds"),
@@ -592,28 +984,106 @@ fn million(rows: &mut Vec<Row>, work: &Path, deltasync: &Path) {
         }
     }
     eprintln!("generated 1M entries in {:.1}s", t.elapsed().as_secs_f64());
-    pass(
-        rows,
-        "million",
-        "1 initial copy",
-        0.7,
-        deltasync,
-        &src,
-        d,
-        false,
-    );
-    pass(
-        rows,
-        "million",
-        "2 no-change sync",
-        0.5,
-        deltasync,
-        &src,
-        d,
-        true,
-    );
+    pass(rows, b, "million", "1 initial copy", 0.7, &src, d, false);
+    pass(rows, b, "million", "2 no-change sync", 0.5, &src, d, true);
     for p in std::iter::once(&src).chain(&dsts) {
         let _ = fs::remove_dir_all(p);
+    }
+}
+
+/// A run's time for the tables: seconds, or how long it ran before it was killed.
+fn shown(r: &Run) -> String {
+    if r.hung {
+        format!("hung (> {:.0} s)", r.time.as_secs_f64())
+    } else {
+        format!("{:.3} s", r.time.as_secs_f64())
+    }
+}
+
+fn print_local_table(rows: &[&Row]) {
+    println!("| scenario | pass | deltasync | deltasync --inplace | rsync -aH | ratio | ratio --inplace | target | peak RSS deltasync / rsync |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let [ds, ip, rs] = &r.runs;
+        let ratio = ds.time.as_secs_f64() / rs.time.as_secs_f64();
+        let ratio_ip = ip.time.as_secs_f64() / rs.time.as_secs_f64();
+        let mark = |x: f64| if x <= r.target { "✓" } else { "✗" };
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} {} | {:.2} {} | ≤ {} | {} / {} MiB |",
+            r.scenario,
+            r.pass,
+            shown(ds),
+            shown(ip),
+            shown(rs),
+            ratio,
+            mark(ratio),
+            ratio_ip,
+            mark(ratio_ip),
+            r.target,
+            ds.rss.max(ip.rss) / 1024,
+            rs.rss / 1024
+        );
+    }
+}
+
+/// Times and bytes on the wire; time targets as locally, bytes at most rsync's.
+fn print_ssh_table(rows: &[&Row], rsync_name: &str) {
+    println!("| leg | scenario | pass | deltasync | deltasync --inplace | {rsync_name} | ratio | ratio --inplace | time target | wire deltasync | wire --inplace | wire rsync | bytes ratio | bytes ratio --inplace | turns deltasync / rsync |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let [ds, ip, rs] = &r.runs;
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        // A hung run has no time, and its bytes are what crossed before it was killed.
+        let ratio = |a: &Run| {
+            let x = a.time.as_secs_f64() / rs.time.as_secs_f64();
+            if a.hung {
+                format!("> {x:.0} ✗")
+            } else {
+                format!("{x:.2} {}", mark(x <= r.target))
+            }
+        };
+        let wire = |a: &Run| a.wire.unwrap_or_default();
+        let bytes = |a: &Run| {
+            if a.hung {
+                "–".to_string()
+            } else {
+                human(wire(a).total())
+            }
+        };
+        let bytes_ratio = |a: &Run| {
+            if a.hung {
+                "–".to_string()
+            } else {
+                let x = wire(a).total() as f64 / wire(rs).total().max(1) as f64;
+                format!("{x:.3} {}", mark(x <= 1.0))
+            }
+        };
+        let turns = |a: &Run| {
+            if a.hung {
+                "–".to_string()
+            } else {
+                wire(a).turns.to_string()
+            }
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | ≤ {} | {} | {} | {} | {} | {} | {} / {} |",
+            r.leg.name(),
+            r.scenario,
+            r.pass,
+            shown(ds),
+            shown(ip),
+            shown(rs),
+            ratio(ds),
+            ratio(ip),
+            r.target,
+            bytes(ds),
+            bytes(ip),
+            bytes(rs),
+            bytes_ratio(ds),
+            bytes_ratio(ip),
+            turns(ds),
+            turns(rs),
+        );
     }
 }
 
@@ -625,84 +1095,104 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    let flag = |name: &str| args.iter().any(|a| a == name);
     let scale_name = opt("--scale").unwrap_or_else(|| "medium".into());
     let s = scale(&scale_name);
     let work = PathBuf::from(opt("--work").unwrap_or_else(|| "/tmp/deltasync-tree-bench".into()));
     let only = opt("--only").unwrap_or_else(|| "mailstore,maildir,docker".into());
-    let deltasync = PathBuf::from(opt("--deltasync").unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent()
-            .unwrap()
-            .join("deltasync")
-            .display()
-            .to_string()
-    }));
+    let legs = opt("--legs").unwrap_or_else(|| if flag("--ssh") { "push" } else { "local" }.into());
+    let legs: Vec<Leg> = legs
+        .split(',')
+        .map(|l| match l {
+            "local" => Leg::Local,
+            "push" => Leg::Push,
+            "pull" => Leg::Pull,
+            other => panic!("unknown leg {other} (local, push, pull)"),
+        })
+        .collect();
+    let rsync_z = flag("--rsync-z");
+    let min_timeout = Duration::from_secs(
+        opt("--timeout")
+            .map(|t| t.parse().expect("--timeout SECONDS"))
+            .unwrap_or(60),
+    );
+    let exe_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let built = PathBuf::from(
+        opt("--deltasync").unwrap_or_else(|| exe_dir.join("deltasync").display().to_string()),
+    );
     assert!(
-        deltasync.is_file(),
+        built.is_file(),
         "build deltasync first: cargo build --release -p delta-cli ({})",
-        deltasync.display()
+        built.display()
     );
     fs::create_dir_all(&work).unwrap();
+    // A private copy: the shared target directory may be rebuilt while we run, and over SSH the
+    // far side must run the very same binary.
+    let deltasync = work.join("deltasync");
+    let _ = fs::remove_file(&deltasync);
+    fs::copy(&built, &deltasync).unwrap();
     println!(
-        "tree benchmark, scale {scale_name}, {} cores, work dir {}",
+        "tree benchmark, scale {scale_name}, {} cores, work dir {}, deltasync copied from {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        work.display()
+        work.display(),
+        built.display()
     );
+    let sshd = legs
+        .iter()
+        .any(|l| *l != Leg::Local)
+        .then(|| start_sshd(&work));
+    let rsh = sshd.as_ref().map(|d| {
+        let relay = exe_dir.join("ssh_count");
+        assert!(
+            relay.is_file(),
+            "build the relay first: cargo build --release -p deltasync-benches ({})",
+            relay.display()
+        );
+        let rsh = format!(
+            "{} ssh -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            relay.display(),
+            d.port,
+            d.key.display()
+        );
+        println!("sshd on 127.0.0.1:{}; -e \"{rsh}\"", d.port);
+        rsh
+    });
     let mut rows = Vec::new();
-    for scenario in only.split(',') {
-        match scenario {
-            "mailstore" => workflow(
-                &mut rows,
-                &work,
-                &deltasync,
-                "mailstore",
-                s,
-                gen_mailstore,
-                live_mailstore,
-            ),
-            "maildir" => workflow(
-                &mut rows,
-                &work,
-                &deltasync,
-                "maildir",
-                s,
-                gen_maildir,
-                live_maildir,
-            ),
-            "docker" => workflow(
-                &mut rows,
-                &work,
-                &deltasync,
-                "docker",
-                s,
-                gen_docker,
-                live_docker,
-            ),
-            "million" => million(&mut rows, &work, &deltasync),
-            other => eprintln!("unknown scenario {other}"),
+    for &leg in &legs {
+        let b = Bench {
+            deltasync: &deltasync,
+            work: &work,
+            leg,
+            rsh: if leg == Leg::Local { None } else { rsh.clone() },
+            sshd_pid: sshd.as_ref().map(|d| d.child.id()),
+            rsync_z,
+            min_timeout,
+        };
+        for scenario in only.split(',') {
+            match scenario {
+                "mailstore" => {
+                    workflow(&mut rows, &b, "mailstore", s, gen_mailstore, live_mailstore)
+                }
+                "maildir" => workflow(&mut rows, &b, "maildir", s, gen_maildir, live_maildir),
+                "docker" => workflow(&mut rows, &b, "docker", s, gen_docker, live_docker),
+                "million" => million(&mut rows, &b),
+                other => eprintln!("unknown scenario {other}"),
+            }
         }
     }
-    println!();
-    println!("| scenario | pass | deltasync | deltasync --inplace | rsync -aH | ratio | ratio --inplace | target | peak RSS deltasync / rsync |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for r in &rows {
-        let ratio = r.ds.0.as_secs_f64() / r.rs.0.as_secs_f64();
-        let ratio_ip = r.ds_inplace.0.as_secs_f64() / r.rs.0.as_secs_f64();
-        let mark = |x: f64| if x <= r.target { "✓" } else { "✗" };
-        println!(
-            "| {} | {} | {:.3} s | {:.3} s | {:.3} s | {:.2} {} | {:.2} {} | ≤ {} | {} / {} MiB |",
-            r.scenario,
-            r.pass,
-            r.ds.0.as_secs_f64(),
-            r.ds_inplace.0.as_secs_f64(),
-            r.rs.0.as_secs_f64(),
-            ratio,
-            mark(ratio),
-            ratio_ip,
-            mark(ratio_ip),
-            r.target,
-            r.ds.1.max(r.ds_inplace.1) / 1024,
-            r.rs.1 / 1024
-        );
+    drop(sshd);
+    let local: Vec<&Row> = rows.iter().filter(|r| r.leg == Leg::Local).collect();
+    let remote: Vec<&Row> = rows.iter().filter(|r| r.leg != Leg::Local).collect();
+    if !local.is_empty() {
+        println!();
+        print_local_table(&local);
+    }
+    if !remote.is_empty() {
+        println!();
+        print_ssh_table(&remote, if rsync_z { "rsync -aHz" } else { "rsync -aH" });
     }
 }
