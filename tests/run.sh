@@ -5,13 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-peers=(rdiff rsync rclone sshd ssh)
+# The peers the tests run against, and what building libssh2 (ssh2 crate) needs. perl (for a
+# test's relay) and mount (for a test's small tmpfs) are part of every Debian system.
+peers=(rdiff rsync rclone sshd ssh pkg-config)
 missing=()
 for p in "${peers[@]}"; do
   command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || missing+=("$p")
 done
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> installing test peers (missing: ${missing[*]})"
+  echo "==> installing test peers and build dependencies (missing: ${missing[*]})"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

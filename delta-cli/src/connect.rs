@@ -1,7 +1,8 @@
-//! Maps the remote flags (`-e/--rsh`, `--remote-bin`, `--compress-level`, `--no-compress`)
-//! onto delta-core's [`Connector`]: how the far deltasync is started and reached; and the
-//! two ways a pass runs with a far side, pull and push, shared by the native commands and the
-//! rsync dialect.
+//! Maps the remote flags onto delta-core: `-e/--rsh`, `--remote-bin`, `--ssh-transport`,
+//! `--identity`, `--known-hosts`, `--ssh-host-key-check` choose the [`Connector`] (how the far
+//! deltasync is started and reached); `--compress-level`, `--no-compress`, `--timeout` the
+//! [`SessionOptions`]. Also the two ways a pass runs with a far side, pull and push, shared by
+//! the native commands and the rsync dialect.
 
 use std::path::Path;
 
