@@ -31,6 +31,8 @@ pub enum MessageType {
     Entries = 0x10,
     /// [`Message::ListEnd`].
     ListEnd = 0x11,
+    /// [`Message::ListCredit`].
+    ListCredit = 0x13,
     /// [`Message::ScanProblem`].
     ScanProblem = 0x12,
     /// [`Message::Request`].
@@ -61,12 +63,13 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every type, in number order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Hello,
         Self::Job,
         Self::Entries,
         Self::ListEnd,
         Self::ScanProblem,
+        Self::ListCredit,
         Self::Request,
         Self::SigChunk,
         Self::SigEnd,
@@ -98,6 +101,7 @@ impl MessageType {
             Self::Job => "job",
             Self::Entries => "entries",
             Self::ListEnd => "list end",
+            Self::ListCredit => "list credit",
             Self::ScanProblem => "scan problem",
             Self::Request => "request",
             Self::SigChunk => "signature chunk",
@@ -238,6 +242,10 @@ pub enum Message {
     Entries(Vec<WireEntry>),
     /// The listing is complete.
     ListEnd,
+    /// The receiver has taken this many more entries off its listing buffer: the sender may
+    /// send that many more (flow control, when both announced
+    /// [`CAP_LIST_CREDIT`](super::CAP_LIST_CREDIT)).
+    ListCredit(u32),
     /// An entry that could not be listed.
     ScanProblem(ScanProblem),
     /// A file asked for.
@@ -335,6 +343,7 @@ impl Message {
             Self::Job(_) => MessageType::Job,
             Self::Entries(_) => MessageType::Entries,
             Self::ListEnd => MessageType::ListEnd,
+            Self::ListCredit(_) => MessageType::ListCredit,
             Self::ScanProblem(_) => MessageType::ScanProblem,
             Self::Request(_) => MessageType::Request,
             Self::SigChunk { .. } => MessageType::SigChunk,
@@ -401,6 +410,7 @@ impl Message {
                 out.extend_from_slice(bytes);
             }
             Self::SigEnd { id } => put_varint(out, u64::from(*id)),
+            Self::ListCredit(n) => put_varint(out, u64::from(*n)),
             Self::DataEnd { id, status } => {
                 put_varint(out, u64::from(*id));
                 match status {
@@ -522,6 +532,7 @@ impl Message {
                 bytes: r.rest(MAX_CHUNK, "data chunk")?.to_vec(),
             },
             MessageType::SigEnd => Self::SigEnd { id: r.u32("id")? },
+            MessageType::ListCredit => Self::ListCredit(r.u32("credit")?),
             MessageType::DataEnd => {
                 let id = r.u32("id")?;
                 let status = match r.u8("status")? {
@@ -787,6 +798,7 @@ pub(crate) mod tests {
                 vanished: true,
                 message: "vanished during the scan".into(),
             }),
+            Message::ListCredit(4096),
             Message::Request(Request {
                 id: u32::MAX,
                 path: b"cur/1700000000.M1P2.host:2,S".to_vec(),
@@ -876,8 +888,8 @@ pub(crate) mod tests {
         assert_eq!(
             numbers,
             [
-                0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x30, 0x31,
-                0x3d, 0x3e, 0x3f
+                0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x30,
+                0x31, 0x3d, 0x3e, 0x3f
             ]
         );
         for v in 0..=255u8 {

@@ -50,6 +50,7 @@
 //! | `0x10` | `Entries` | `varint n`, `n ×` entry (below) |
 //! | `0x11` | `ListEnd` | empty |
 //! | `0x12` | [`ScanProblem`] | `path bytes`, `vanished bool`, `message string` |
+//! | `0x13` | `ListCredit` | `n varint` (u32): the receiver consumed `n` more entries (only after both announced [`CAP_LIST_CREDIT`]) |
 //! | `0x20` | [`Request`] | `id varint`, `path bytes`, `size_hint varint`, `signature bool` |
 //! | `0x21` | `SigChunk` | `id varint`, `rest` (≤ [`MAX_CHUNK`]) |
 //! | `0x22` | `SigEnd` | `id varint` |
@@ -146,8 +147,13 @@ pub const CAP_ZSTD: u64 = 1 << 0;
 /// Capability: the side sends [`Message::Keepalive`] when it has been quiet, so the peer may
 /// time out an idle connection.
 pub const CAP_KEEPALIVE: u64 = 1 << 1;
+/// Capability: the receiver grants listing credit ([`Message::ListCredit`]); the sender
+/// keeps at most [`LIST_CREDIT`] entries beyond the granted ones in flight.
+pub const CAP_LIST_CREDIT: u64 = 1 << 2;
+/// Listing entries a sender may send before any [`Message::ListCredit`].
+pub const LIST_CREDIT: u32 = 16384;
 /// The capabilities this build announces.
-pub const CAPABILITIES: u64 = CAP_ZSTD | CAP_KEEPALIVE;
+pub const CAPABILITIES: u64 = CAP_ZSTD | CAP_KEEPALIVE | CAP_LIST_CREDIT;
 
 /// Largest value of a frame's length field: type, flags and payload (1 MiB + 64).
 pub const MAX_FRAME: usize = (1 << 20) + 64;
@@ -249,7 +255,7 @@ mod tests {
         );
         let n = negotiate(&hello(1, 1, CAPABILITIES), &Hello::ours()).unwrap();
         assert_eq!(n.version, PROTOCOL_VERSION);
-        assert_eq!(n.capabilities, CAP_ZSTD | CAP_KEEPALIVE);
+        assert_eq!(n.capabilities, CAPABILITIES);
     }
 
     #[test]

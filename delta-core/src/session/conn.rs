@@ -31,6 +31,8 @@ pub struct Conn {
     out: Mutex<(FrameEncoder, Box<dyn Write + Send>, Vec<u8>)>,
     /// When the last frame went out.
     last_send: Mutex<Instant>,
+    /// The capabilities both sides announced.
+    caps: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Conn {
@@ -48,7 +50,17 @@ impl Conn {
                 Vec::new(),
             )),
             last_send: Mutex::new(Instant::now()),
+            caps: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The capabilities both sides announced (after the handshake).
+    pub fn capabilities(&self) -> u64 {
+        self.caps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_capabilities(&self, caps: u64) {
+        self.caps.store(caps, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Changes the zstd level of later frames (`None`: uncompressed).
@@ -189,6 +201,7 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionE
     })?;
     let n = negotiate(&ours, &theirs)?;
     let conn = Arc::new(Conn::new(conn.into_writer(), false));
+    conn.set_capabilities(n.capabilities);
     conn.set_level(level.filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0));
     conn.send(&Message::Job(job.clone()))?;
     if let Some(t) = timeout.filter(|_| n.capabilities & CAP_KEEPALIVE != 0) {
@@ -235,6 +248,7 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
     conn.send(&Message::Hello(Hello::ours()))?;
     let n = negotiate(&Hello::ours(), &theirs)?;
     let conn = Arc::new(Conn::new(conn.into_writer(), false));
+    conn.set_capabilities(n.capabilities);
     match input.expect("waiting for the job")? {
         Message::Job(job) => {
             conn.set_level(

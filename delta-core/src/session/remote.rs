@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -14,7 +14,10 @@ use crate::delta::{apply, ApplyOptions, Basis};
 use crate::exec::meta::Meta;
 use crate::exec::transfer::{Moved, TransferError, TransferOptions};
 use crate::input::{Access, InputFile};
-use crate::protocol::{DataStatus, DigestStatus, ListChecker, Message, Request, Role, MAX_CHUNK};
+use crate::protocol::{
+    DataStatus, DigestStatus, ListChecker, Message, Request, Role, CAP_LIST_CREDIT, LIST_CREDIT,
+    MAX_CHUNK,
+};
 use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
 use crate::signature::{Signature, SignatureFormat, SignatureOptions};
 use crate::sync::source::{Listing, Source};
@@ -36,6 +39,8 @@ enum Reply {
 struct Shared {
     pending: Mutex<HashMap<u32, SyncSender<Reply>>>,
     lost: Mutex<Option<String>>,
+    /// Listing entries granted to the sender beyond the initial window.
+    granted: std::sync::atomic::AtomicU64,
 }
 
 /// A far source tree reached through a session. Dropping it ends the session.
@@ -82,10 +87,14 @@ impl RemoteSource {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             lost: Mutex::new(None),
+            granted: Default::default(),
         });
-        let (ltx, lrx) = sync_channel(1 << 14);
+        // Unbounded, so the one reader never waits on the listing while replies queue behind
+        // it; the sender's listing credit bounds what can pile up here.
+        let (ltx, lrx) = channel();
         let sh = shared.clone();
-        let reader = std::thread::spawn(move || read_loop(input, ltx, &sh));
+        let caps = conn.capabilities();
+        let reader = std::thread::spawn(move || read_loop(input, caps, ltx, &sh));
         Self {
             conn,
             shared,
@@ -332,10 +341,51 @@ impl Read for ReplyReader<'_> {
     }
 }
 
-/// The one reader: listing entries to the listing channel, replies to their transfers.
-fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, shared: &Shared) {
+/// The listing as the pass takes it: every [`CREDIT_STEP`] entries taken, the sender is
+/// granted as many more.
+struct CreditedListing {
+    rx: Receiver<Result<Entry, ScanError>>,
+    conn: Option<Arc<Conn>>,
+    shared: Arc<Shared>,
+    taken: u32,
+}
+
+/// Entries taken between two grants.
+const CREDIT_STEP: u32 = 4096;
+
+impl Iterator for CreditedListing {
+    type Item = Result<Entry, ScanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.rx.recv().ok()?;
+        if let (Ok(_), Some(conn)) = (&item, &self.conn) {
+            self.taken += 1;
+            if self.taken == CREDIT_STEP {
+                self.taken = 0;
+                self.shared
+                    .granted
+                    .fetch_add(u64::from(CREDIT_STEP), Ordering::Relaxed);
+                // A broken connection shows up in the listing and the transfers anyway.
+                let _ = conn.send(&Message::ListCredit(CREDIT_STEP));
+            }
+        }
+        Some(item)
+    }
+}
+
+/// The one reader: listing entries to the listing channel, replies to their transfers. It
+/// never blocks on the listing (see [`CreditedListing`]).
+fn read_loop(
+    mut input: Input,
+    input_caps: u64,
+    listing: Sender<Result<Entry, ScanError>>,
+    shared: &Shared,
+) {
     let mut listing = Some(listing);
     let mut checker = ListChecker::new();
+    // Entries received; a sender that negotiated flow control must stay within its credit.
+    let mut received = 0u64;
+    let window = (input_caps & CAP_LIST_CREDIT != 0).then_some(u64::from(LIST_CREDIT));
     let why = loop {
         let msg = match input.next_message() {
             Ok(Some(m)) => m,
@@ -360,6 +410,16 @@ fn read_loop(mut input: Input, listing: SyncSender<Result<Entry, ScanError>>, sh
         let r = match msg {
             Message::Entries(batch) => {
                 let mut r = Ok(());
+                received += batch.len() as u64;
+                if let Some(w) = window {
+                    let allowed = w + shared.granted.load(Ordering::Relaxed);
+                    // One batch of slack: a grant may be in flight while a batch is sent.
+                    if received > allowed + crate::protocol::MAX_BATCH_ENTRIES as u64 {
+                        break format!(
+                            "the far side sent {received} listing entries with credit for {allowed}"
+                        );
+                    }
+                }
                 for e in batch {
                     if let Err(err) = checker.check(&e) {
                         r = Err(format!("bad file list from the far side: {err}"));
@@ -437,7 +497,12 @@ impl Source for RemoteSource {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         match rx {
-            Some(rx) => Box::new(rx.into_iter()),
+            Some(rx) => Box::new(CreditedListing {
+                rx,
+                conn: (self.conn.capabilities() & CAP_LIST_CREDIT != 0).then(|| self.conn.clone()),
+                shared: self.shared.clone(),
+                taken: 0,
+            }),
             None => Box::new(std::iter::empty()),
         }
     }

@@ -19,7 +19,8 @@ use crate::checksum::FileHasher;
 use crate::delta::{delta_file, BlockIndex, DeltaOptions};
 use crate::input::{Access, InputFile};
 use crate::protocol::{
-    DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, MAX_CHUNK, MAX_SIGNATURE,
+    DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, CAP_LIST_CREDIT,
+    LIST_CREDIT, MAX_CHUNK, MAX_SIGNATURE,
 };
 use crate::scan::{DescendFilter, Timestamp, WalkBuilder};
 use crate::signature::{Signature, SignatureLimits};
@@ -116,21 +117,72 @@ pub fn serve_tree_at(
     };
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
     let rx = Mutex::new(rx);
+    let credit = Credit::new(conn.capabilities() & CAP_LIST_CREDIT != 0);
     std::thread::scope(|s| {
-        s.spawn(|| send_listing(conn, root, walk));
+        s.spawn(|| send_listing(conn, root, walk, &credit));
         for _ in 0..WORKERS {
             s.spawn(|| work(conn, &tree, seed, &rx));
         }
-        let r = read_requests(input, &tx, sink);
+        let r = read_requests(input, &tx, sink, &credit);
+        credit.close();
         drop(tx);
         r
     })
+}
+
+/// Listing flow control: entries the receiver still has room for. The listing thread waits
+/// for credit; the request reader grants it as `ListCredit` messages arrive.
+struct Credit {
+    state: Mutex<(u64, bool)>,
+    granted: std::sync::Condvar,
+    enabled: bool,
+}
+
+impl Credit {
+    fn new(enabled: bool) -> Self {
+        Self {
+            state: Mutex::new((u64::from(LIST_CREDIT), false)),
+            granted: std::sync::Condvar::new(),
+            enabled,
+        }
+    }
+
+    fn grant(&self, n: u32) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = g.0.saturating_add(u64::from(n));
+        self.granted.notify_all();
+    }
+
+    /// Waits until `n` entries may be sent and takes them; `false` once the session is over.
+    fn take(&self, n: usize) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if g.1 {
+                return false;
+            }
+            // A batch larger than the whole window still goes once the window is full.
+            if g.0 >= n as u64 || g.0 >= u64::from(LIST_CREDIT) {
+                g.0 = g.0.saturating_sub(n as u64);
+                return true;
+            }
+            g = self.granted.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.granted.notify_all();
+    }
 }
 
 fn read_requests(
     input: &mut Input,
     tx: &std::sync::mpsc::SyncSender<Work>,
     sink: &(dyn Fn(Message) + Sync),
+    credit: &Credit,
 ) -> Result<(), SessionError> {
     let mut sigs: HashMap<u32, (Vec<u8>, u64, Vec<u8>)> = HashMap::new();
     loop {
@@ -143,6 +195,7 @@ fn read_requests(
             Some(Message::Done) => return Ok(()),
             Some(Message::Error(e)) => return Err(SessionError::Peer(e)),
             Some(m @ (Message::Event(_) | Message::Report(_))) => sink(m),
+            Some(Message::ListCredit(n)) => credit.grant(n),
             Some(Message::Request(r)) => {
                 if r.signature {
                     if sigs
@@ -204,12 +257,16 @@ fn read_requests(
     }
 }
 
-fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions) {
+fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions, credit: &Credit) {
     let mut batcher = EntryBatcher::new();
-    let flush = |b: &mut EntryBatcher| {
-        b.take()
-            .map_or(Ok(()), |batch| conn.send(&Message::Entries(batch)))
+    let send = |batch: Vec<crate::protocol::WireEntry>| {
+        if credit.take(batch.len()) {
+            conn.send(&Message::Entries(batch))
+        } else {
+            Err(SessionError::Closed("the receiver ended the session"))
+        }
     };
+    let flush = |b: &mut EntryBatcher| b.take().map_or(Ok(()), send);
     let entries = WalkBuilder::new(root)
         .follow_root_symlink(true)
         .one_file_system(walk.one_file_system)
@@ -218,7 +275,7 @@ fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions) {
     for item in entries {
         let r = match item {
             Ok(e) => match batcher.push(e) {
-                Ok(Some(batch)) => conn.send(&Message::Entries(batch)),
+                Ok(Some(batch)) => send(batch),
                 Ok(None) => Ok(()),
                 // An entry the protocol cannot carry (an over-long path) is reported instead.
                 Err(e) => flush(&mut batcher).and_then(|_| {

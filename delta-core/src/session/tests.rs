@@ -665,3 +665,65 @@ fn a_push_reports_the_far_side_events_and_progress() {
         "the client's progress bar gets the far side's byte counts"
     );
 }
+
+#[test]
+fn a_listing_larger_than_the_window_flows_under_credit() {
+    // More entries than the sender may send before the receiver grants credit, while every
+    // transfer needs a reply queued behind the listing: the one reader must never block.
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let n = crate::protocol::LIST_CREDIT as usize + 6000;
+    for d in 0..10 {
+        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+    }
+    for i in 0..n {
+        std::fs::write(src.join(format!("d{}/f{i:06}", i % 10)), [i as u8]).unwrap();
+    }
+    let dst = t.path().join("dst");
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let source = RemoteSource::connect(
+        client,
+        src.as_os_str().as_encoded_bytes(),
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        "t".into(),
+        &SessionOptions::default(),
+    )
+    .unwrap();
+    let job = SyncBuilder::new(Mode::Copy, "", &dst).build().unwrap();
+    let report = job.run_from(&source).unwrap();
+    drop(source);
+    served.join().unwrap().unwrap();
+    assert_eq!(report.stats.files_created, n as u64, "{report:?}");
+    assert_eq!(std::fs::read(dst.join("d3/f000013")).unwrap(), [13u8]);
+}
+
+#[test]
+fn a_sender_ignoring_listing_credit_is_stopped() {
+    let (_t, dst, outside) = scratch();
+    let r = pull_from(&dst, |conn, _input| {
+        let mut batch = vec![entry("", EntryKind::Dir, 0)];
+        for i in 0..40_000 {
+            batch.push(entry(&format!("f{i:06}"), EntryKind::File, 1));
+            if batch.len() == 4096
+                && conn
+                    .send(&Message::Entries(std::mem::take(&mut batch)))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        let _ = conn.send(&Message::Entries(batch));
+        let _ = conn.send(&Message::ListEnd);
+    });
+    let report = r.unwrap();
+    assert_ne!(report.outcome.exit_code(), 0);
+    assert!(
+        report.problems.iter().any(|p| p.contains("credit")),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
+    outside_untouched(&outside);
+}
