@@ -409,12 +409,11 @@ fn same_tree(a: &Path, b: &Path, exact: bool) -> Result<(), String> {
 }
 
 /// Runs a command under GNU time; returns wall time, peak RSS (KiB) and exit code, or `None`
-/// if it ran past `timeout`: then its whole process group is killed, and `on_timeout` runs
-/// first (to kill what it started elsewhere, such as a far side that hangs too). (Measuring
+/// if it ran past `timeout`: then it is killed with everything it started, and `on_timeout`
+/// runs first (to kill what it started elsewhere, such as a far side that hangs too). (Measuring
 /// with `wait4` here would count the pages this process shares with the forked child before
 /// it execs.)
 fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Duration, u64, i32)> {
-    use std::os::unix::process::CommandExt;
     let rss_file = std::env::temp_dir().join(format!("tree-bench-rss-{}", std::process::id()));
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
@@ -423,8 +422,7 @@ fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Dur
         .arg("-o")
         .arg(&rss_file)
         .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .process_group(0);
+        .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
             wrapped.env(k, v);
@@ -444,10 +442,10 @@ fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Dur
         Ok(status) => status.expect("wait for the timed command"),
         Err(_) => {
             on_timeout();
+            kill_descendants(pid);
             let _ = Command::new("kill")
                 .arg("-KILL")
-                .arg("--")
-                .arg(format!("-{pid}"))
+                .arg(pid.to_string())
                 .status();
             let _ = rx.recv();
             return None;
