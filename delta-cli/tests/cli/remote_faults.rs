@@ -13,12 +13,15 @@ use crate::util::{code, data, s, stderr, Scratch};
 /// while keeping the connection open: what a hung host or a dead network path looks like.
 fn freezing_rsh(sc: &Scratch, bytes: u64) -> String {
     let p = sc.path("freezing-rsh");
-    // perl-base is part of every Debian system; it relays without buffering.
-    let relay = "$n = shift; while ($n > 0) { $r = sysread(STDIN, $b, 65536) or last; \
-                 syswrite(STDOUT, $b); $n -= $r } sleep 20";
+    // perl-base is part of every Debian system. perl replaces the shell, starts the far
+    // command with its output piped to perl, relays `bytes` of it without buffering, then
+    // sleeps with every pipe open; killing it (the remote shell) closes them, as with ssh.
+    let relay = "$n = shift; $c = shift; open(my $s, q(-|), q(sh), q(-c), $c) or die; \
+                 while ($n > 0) { $r = sysread($s, $b, 65536) or last; syswrite(STDOUT, $b); \
+                 $n -= $r } sleep 20";
     fs::write(
         &p,
-        format!("#!/bin/sh\nshift\nsh -c \"$1\" 2>/dev/null | exec perl -e '{relay}' {bytes} 2>/dev/null\n"),
+        format!("#!/bin/sh\nshift\nexec perl -e '{relay}' {bytes} \"$1\" 2>/dev/null\n"),
     )
     .unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();

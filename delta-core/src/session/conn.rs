@@ -6,13 +6,13 @@
 //! [`CAP_KEEPALIVE`](crate::protocol::CAP_KEEPALIVE), each side sends a
 //! [`Message::Keepalive`] whenever it has sent nothing for a quarter of the timeout (a side busy
 //! hashing a huge file is not a stalled one), and gives up when nothing at all has arrived for
-//! the whole timeout: the read fails with [`std::io::ErrorKind::TimedOut`] and the duplex's
-//! abort hook tears the connection down, so threads blocked writing to a peer that stopped
-//! reading return too. The client's timeout starts before the handshake (a far side that
+//! the whole timeout: a watchdog thread calls the duplex's abort hook, which tears the
+//! connection down, so the blocked read returns (and threads blocked writing to a peer that
+//! stopped reading too), and the read reports [`std::io::ErrorKind::TimedOut`]. Without an
+//! abort hook the timeout cannot interrupt a blocked read. The client's timeout starts before the handshake (a far side that
 //! never answers); the server's once it has read the job, which carries the timeout.
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,35 @@ pub struct Input {
     reader: Box<dyn Read + Send>,
     decoder: FrameDecoder,
     buf: Vec<u8>,
+    /// Set when an idle timeout is armed.
+    watch: Option<Arc<Watch>>,
+}
+
+/// What the idle watchdog and the reader share.
+struct Watch {
+    /// Milliseconds since `base` at the last byte received.
+    last: std::sync::atomic::AtomicU64,
+    base: Instant,
+    timeout: Duration,
+    /// The watchdog gave up (and tore the connection down).
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl Watch {
+    fn touch(&self) {
+        let now = self.base.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn error(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "nothing received from the far side for {} s (--timeout); gave up",
+                self.timeout.as_secs_f64()
+            ),
+        )
+    }
 }
 
 impl std::fmt::Debug for Input {
@@ -122,14 +151,43 @@ impl Input {
             reader,
             decoder: FrameDecoder::expecting_hello(),
             buf: vec![0; 256 << 10],
+            watch: None,
         }
     }
 
-    /// From now on, reads that wait longer than `timeout` for any byte fail, after `abort`
-    /// tore the connection down.
+    /// From now on, when no byte has arrived for `timeout`, a watchdog thread calls `abort`
+    /// (which must make the blocked read return) and the read fails with a timeout error.
+    /// Reads stay direct: no thread hand-off per read.
     fn set_idle_timeout(&mut self, timeout: Duration, abort: Option<Abort>) {
-        let inner = std::mem::replace(&mut self.reader, Box::new(io::empty()));
-        self.reader = Box::new(IdleReader::new(inner, timeout, abort));
+        let watch = Arc::new(Watch {
+            last: Default::default(),
+            base: Instant::now(),
+            timeout,
+            fired: Default::default(),
+        });
+        let weak = Arc::downgrade(&watch);
+        let tick = (timeout / 4).max(Duration::from_millis(20));
+        std::thread::spawn(move || loop {
+            std::thread::sleep(tick);
+            let Some(w) = weak.upgrade() else { return };
+            let last = Duration::from_millis(w.last.load(std::sync::atomic::Ordering::Relaxed));
+            if w.base.elapsed().saturating_sub(last) >= w.timeout {
+                w.fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(abort) = &abort {
+                    abort();
+                }
+                return;
+            }
+        });
+        self.watch = Some(watch);
+    }
+
+    /// The timeout error, if the watchdog fired.
+    fn timed_out(&self) -> Option<io::Error> {
+        self.watch
+            .as_ref()
+            .filter(|w| w.fired.load(std::sync::atomic::Ordering::SeqCst))
+            .map(|w| w.error())
     }
 
     /// The next message, or `None` at a clean end of input (between frames). Keepalives are
@@ -146,9 +204,17 @@ impl Input {
                 match self.reader.read(&mut self.buf) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(self.timed_out().unwrap_or(e).into()),
                 }
             };
+            if let Some(w) = &self.watch {
+                if n == 0 || w.fired.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(e) = self.timed_out() {
+                        return Err(e.into());
+                    }
+                }
+                w.touch();
+            }
             if n == 0 {
                 self.decoder.finish()?;
                 return Ok(None);
@@ -189,7 +255,9 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionE
     if let Some(t) = timeout {
         input.set_idle_timeout(t, abort.clone());
     }
-    conn.send(&Message::Hello(ours))?;
+    // A far side that is not there may close before our Hello is written: what it says (or
+    // its end of stream) explains that better than the broken pipe.
+    let sent = conn.send(&Message::Hello(ours));
     let theirs = hello(&mut input).map_err(|e| match e {
         SessionError::Closed(_) | SessionError::Protocol(ProtocolError::ClosedBeforeHello) => SessionError::Unsupported(
             "the far side closed the connection before answering: is deltasync installed there? Install it, or give its path with --remote-bin".into(),
@@ -199,6 +267,7 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionE
         )),
         e => e,
     })?;
+    sent?;
     let n = negotiate(&ours, &theirs)?;
     let conn = Arc::new(Conn::new(conn.into_writer(), false));
     conn.set_capabilities(n.capabilities);
@@ -267,80 +336,5 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
 impl Conn {
     fn into_writer(self) -> Box<dyn Write + Send> {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner()).1
-    }
-}
-
-/// A reader that gives up when no byte arrived for `timeout`: a pump thread does the blocking
-/// reads and hands the chunks over a channel, which is waited on with the timeout.
-struct IdleReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    pos: usize,
-    timeout: Duration,
-    abort: Option<Abort>,
-    ended: bool,
-}
-
-impl IdleReader {
-    fn new(mut inner: Box<dyn Read + Send>, timeout: Duration, abort: Option<Abort>) -> Self {
-        let (tx, rx) = sync_channel(4);
-        std::thread::spawn(move || loop {
-            let mut chunk = vec![0u8; 256 << 10];
-            let r = match inner.read(&mut chunk) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Ok(chunk)
-                }
-                Err(e) => Err(e),
-            };
-            let last = !matches!(&r, Ok(c) if !c.is_empty());
-            if tx.send(r).is_err() || last {
-                return;
-            }
-        });
-        Self {
-            rx,
-            buf: Vec::new(),
-            pos: 0,
-            timeout,
-            abort,
-            ended: false,
-        }
-    }
-}
-
-impl Read for IdleReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.rx.recv_timeout(self.timeout) {
-                Ok(Ok(chunk)) => {
-                    self.ended = chunk.is_empty();
-                    self.buf = chunk;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(RecvTimeoutError::Disconnected) => return Ok(0),
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Some(abort) = &self.abort {
-                        abort();
-                    }
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "nothing received from the far side for {} s (--timeout); gave up",
-                            self.timeout.as_secs_f64()
-                        ),
-                    ));
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
