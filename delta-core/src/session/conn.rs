@@ -74,10 +74,17 @@ impl Conn {
 
     /// Sends one message as one frame.
     pub fn send(&self, msg: &Message) -> Result<(), SessionError> {
+        self.send_all(std::slice::from_ref(msg))
+    }
+
+    /// Sends messages as consecutive frames, in one write.
+    pub fn send_all(&self, msgs: &[Message]) -> Result<(), SessionError> {
         let mut g = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let (enc, out, buf) = &mut *g;
         buf.clear();
-        enc.encode(msg, buf)?;
+        for msg in msgs {
+            enc.encode(msg, buf)?;
+        }
         out.write_all(buf)?;
         out.flush()?;
         *self.last_send.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();

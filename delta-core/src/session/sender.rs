@@ -312,8 +312,14 @@ fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
                 size,
                 sig,
             }) => {
-                let status = send_file(conn, tree, seed, id, &path, size, sig.as_ref());
-                status.and_then(|status| conn.send(&Message::DataEnd { id, status }))
+                let mut out = ChunkWriter {
+                    conn,
+                    id,
+                    buf: Vec::new(),
+                    failed: None,
+                };
+                let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out);
+                status.and_then(|status| out.finish(status))
             }
             Ok(Work::Digest { id, path }) => {
                 let status = match crate::exec::transfer::file_digest(tree, &path) {
@@ -343,13 +349,12 @@ fn snapshot(f: &std::fs::File) -> io::Result<(u64, Timestamp)> {
 
 /// Sends one file's data; the returned status ends it. Connection failures are `Err`.
 fn send_file(
-    conn: &Conn,
     tree: &Tree,
     seed: u64,
-    id: u32,
     path: &[u8],
     listed: u64,
     sig: Option<&Signature>,
+    out: &mut ChunkWriter<'_>,
 ) -> Result<DataStatus, SessionError> {
     let file = match tree.open_read(path) {
         Ok(f) => f,
@@ -366,12 +371,6 @@ fn send_file(
             before.0
         )));
     }
-    let mut out = ChunkWriter {
-        conn,
-        id,
-        buf: Vec::with_capacity(MAX_CHUNK),
-        failed: None,
-    };
     let hash = match sig {
         Some(sig) => {
             let input = match file
@@ -385,7 +384,7 @@ fn send_file(
                 sig,
                 &BlockIndex::new(sig),
                 &input,
-                &mut out,
+                &mut *out,
                 &DeltaOptions::default(),
             ) {
                 Ok(st) => st.file_hash,
@@ -401,7 +400,8 @@ fn send_file(
         }
         None => {
             let mut h = FileHasher::new(seed);
-            let mut buf = vec![0u8; MAX_CHUNK / 2];
+            // Sized to the file: a fresh zeroed 512 KiB per small file costs more than its data.
+            let mut buf = vec![0u8; (MAX_CHUNK / 2).min(before.0 as usize).max(1)];
             let mut pos = 0u64;
             while pos < before.0 {
                 let want = ((before.0 - pos) as usize).min(buf.len());
@@ -463,7 +463,7 @@ impl ChunkWriter<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX_CHUNK));
+        let bytes = std::mem::take(&mut self.buf);
         self.conn
             .send(&Message::DataChunk { id: self.id, bytes })
             .map_err(|e| {
@@ -473,9 +473,27 @@ impl ChunkWriter<'_> {
             })
     }
 
+    /// Data written so far is complete; the tail stays buffered for [`Self::finish`].
     fn done(&mut self) -> Result<(), SessionError> {
-        self.send()
-            .map_err(|e| self.failed.take().unwrap_or_else(|| e.into()))
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the buffered tail and the end of this transfer in one write (a small file is
+    /// then one write and one wake-up at the other end).
+    fn finish(mut self, status: DataStatus) -> Result<(), SessionError> {
+        let end = Message::DataEnd {
+            id: self.id,
+            status,
+        };
+        if self.buf.is_empty() {
+            return self.conn.send(&end);
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        self.conn
+            .send_all(&[Message::DataChunk { id: self.id, bytes }, end])
     }
 }
 
