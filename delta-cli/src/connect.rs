@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use delta_core::exec::{Event, Report};
 use delta_core::session::options::FilterSpec;
-use delta_core::session::{self, RemoteSource, SessionOptions};
+use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
 use delta_core::transport::{Connector, Remote, SshCommand};
 
@@ -72,6 +72,7 @@ pub fn session_options(a: &RemoteArgs) -> SessionOptions {
     SessionOptions {
         compress: (!a.no_compress).then_some(a.compress_level),
         timeout: (!a.timeout.is_zero()).then_some(a.timeout),
+        events: Events::All,
     }
 }
 
@@ -107,14 +108,15 @@ pub fn pull(
     Ok(report?)
 }
 
-/// Pushes the local tree `src` to the far tree `remote`: the far side runs `job`'s pass, its
-/// events come back to `callback`.
+/// Pushes the local tree `src` to the far tree `remote`: the far side runs `job`'s pass, the
+/// `events` the output needs come back to `callback`.
 pub fn push(
     job: &SyncJob,
     src: &Path,
     remote: &Remote,
     a: &RemoteArgs,
     filter: &FilterSpec,
+    events: Events,
     callback: &(dyn Fn(&Event<'_>) + Sync),
 ) -> anyhow::Result<Report> {
     match std::fs::metadata(src) {
@@ -132,7 +134,10 @@ pub fn push(
         remote.path.as_bytes(),
         job.options(),
         filter,
-        &session_options(a),
+        &SessionOptions {
+            events,
+            ..session_options(a)
+        },
         callback,
     );
     let _ = conn.finish();

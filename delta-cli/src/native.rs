@@ -122,9 +122,12 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
     let spec = FilterSpec::rclone(pairs);
     let report = match (remote_src, remote_dst) {
         (Some(remote), _) => connect::pull(&job, &remote, &a.remote, &spec, src_arg)?,
-        (None, Some(remote)) => connect::push(&job, &a.src, &remote, &a.remote, &spec, &|e| {
-            printer.event(e)
-        })?,
+        (None, Some(remote)) => {
+            let events = style.events();
+            connect::push(&job, &a.src, &remote, &a.remote, &spec, events, &|e| {
+                printer.event(e)
+            })?
+        }
         (None, None) => job.run()?,
     };
     printer.finish(&report, a.stats);

@@ -23,6 +23,22 @@ pub struct Style {
     pub dry_run: bool,
 }
 
+impl Style {
+    /// The events a far side must send back for this output.
+    pub fn events(&self) -> delta_core::session::Events {
+        use delta_core::session::Events;
+        if self.json || self.progress || self.verbose >= 2 {
+            Events::All
+        } else if self.quiet {
+            Events::Problems
+        } else if self.verbose >= 1 || self.itemize || self.dry_run {
+            Events::Changes
+        } else {
+            Events::Problems
+        }
+    }
+}
+
 /// Receives events from every worker thread and writes lines.
 pub struct Printer {
     style: Style,

@@ -1122,9 +1122,15 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
                         .as_ref()
                         .map(|n| n.as_bytes().to_vec())
                         .unwrap_or_default();
-                    connect::push(&j, &job.src, &far, &remote, &spec, &move |e| {
-                        p.event(e, &prefix)
-                    })
+                    connect::push(
+                        &j,
+                        &job.src,
+                        &far,
+                        &remote,
+                        &spec,
+                        printer.events(),
+                        &move |e| p.event(e, &prefix),
+                    )
                     .map_err(|e| (remote_error_code(&e), format!("{e:#}")))
                 }
             },
@@ -1273,6 +1279,18 @@ impl RsyncPrinter {
             out: Mutex::new(std::io::stdout()),
             transfers: AtomicU64::new(0),
             started: Instant::now(),
+        }
+    }
+
+    /// The events a far side must send back for this output.
+    fn events(&self) -> delta_core::session::Events {
+        use delta_core::session::Events;
+        if self.progress || self.verbose >= 2 {
+            Events::All
+        } else if self.verbose >= 1 || self.itemize {
+            Events::Changes
+        } else {
+            Events::Problems
         }
     }
 

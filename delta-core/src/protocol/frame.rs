@@ -11,6 +11,10 @@ use super::{FLAG_ZSTD, FRAME_HEADER_LEN, MAX_FRAME, MAX_HELLO, MAX_PAYLOAD};
 
 /// Payloads shorter than this are sent as they are: zstd's frame overhead would eat the gain.
 const MIN_COMPRESS: usize = 64;
+/// Data frames at least this large feed the incompressible-data backoff.
+const BACKOFF_MIN: usize = 16 << 10;
+/// Large data frames sent uncompressed after one that did not shrink by 3 %.
+const BACKOFF_FRAMES: u32 = 8;
 
 /// Length field of the smallest and the largest Hello frame.
 const HELLO_FRAME_LEN: std::ops::RangeInclusive<usize> = (2 + 16)..=(2 + MAX_HELLO);
@@ -332,6 +336,9 @@ pub struct FrameEncoder {
     level: Option<i32>,
     cctx: Option<CCtx<'static>>,
     scratch: Vec<u8>,
+    /// Large data frames still to send as they are, after one that zstd could not shrink
+    /// (already compressed archives, media): trying costs CPU and saves nothing.
+    skip_data: u32,
 }
 
 impl std::fmt::Debug for FrameEncoder {
@@ -351,6 +358,7 @@ impl FrameEncoder {
             level: compress,
             cctx: None,
             scratch: Vec::new(),
+            skip_data: 0,
         }
     }
 
@@ -398,9 +406,18 @@ impl FrameEncoder {
             return Err(too_large(len));
         }
         let mut flags = 0;
-        if let Some(level) = self.level {
+        let large_data = msg_type == MessageType::DataChunk.as_u8() && len >= BACKOFF_MIN;
+        let skip = large_data && self.skip_data > 0;
+        if skip {
+            self.skip_data -= 1;
+        }
+        if let Some(level) = self.level.filter(|_| !skip) {
             if len >= MIN_COMPRESS && msg_type != MessageType::Hello.as_u8() {
-                if let Some(n) = self.compress(level, &out[body..]) {
+                let packed = self.compress(level, &out[body..]);
+                if large_data && packed.is_none_or(|n| n > len / 100 * 97) {
+                    self.skip_data = BACKOFF_FRAMES;
+                }
+                if let Some(n) = packed {
                     out.truncate(body);
                     out.extend_from_slice(&self.scratch[..n]);
                     flags |= FLAG_ZSTD;
@@ -506,6 +523,38 @@ mod tests {
             assert_eq!(d.frames(), msgs.len() as u64);
             d.finish().unwrap();
         }
+    }
+
+    #[test]
+    fn incompressible_data_backs_off_then_retries() {
+        let mut enc = FrameEncoder::new(Some(3));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..32 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let text = b"Received: from mx by mail; subject: report\r\n".repeat(800);
+        let flag = |enc: &mut FrameEncoder, p: &[u8]| {
+            let mut out = Vec::new();
+            enc.encode_payload(0x23, p, &mut out).unwrap();
+            out[5]
+        };
+        assert_eq!(flag(&mut enc, &text), FLAG_ZSTD);
+        assert_eq!(flag(&mut enc, &noise), 0);
+        // After a large frame that did not shrink, the next few go as they are...
+        for _ in 0..BACKOFF_FRAMES {
+            assert_eq!(flag(&mut enc, &text), 0);
+        }
+        // ...small frames and other messages are still compressed...
+        let mut out = Vec::new();
+        enc.encode_payload(0x31, &text, &mut out).unwrap();
+        assert_eq!(out[5], FLAG_ZSTD);
+        // ...then compression is tried again.
+        assert_eq!(flag(&mut enc, &text), FLAG_ZSTD);
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn receive(
     let root = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&job.root));
     let source = RemoteSource::over(conn.clone(), input, job.seed, "the client".into());
     let events = conn.clone();
+    let level = Events::of_job(job);
     // Progress goes back summed, at most ten times a second, for the client's progress bar.
     let long_ago = std::time::Instant::now()
         .checked_sub(std::time::Duration::from_secs(1))
@@ -101,6 +102,9 @@ fn receive(
         .options(opts)
         .filter(filter)
         .callback(Arc::new(move |e: &crate::exec::Event<'_>| {
+            if !level.wants(e) {
+                return;
+            }
             let record = match e {
                 crate::exec::Event::Progress { bytes } => {
                     let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,6 +136,51 @@ fn receive(
 #[cfg(test)]
 mod tests;
 
+/// Which of the far side's events a push sends back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Events {
+    /// Problems and notices only (the report comes anyway).
+    Problems,
+    /// And every change (for `-v`, `-i`, JSON).
+    Changes,
+    /// And unchanged entries, transfer starts and progress (for `-vv` and progress bars).
+    All,
+}
+
+impl Events {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Problems => "problems",
+            Self::Changes => "changes",
+            Self::All => "all",
+        }
+    }
+
+    /// The level a job asks for (absent or unknown: all).
+    fn of_job(job: &crate::protocol::Job) -> Self {
+        match job
+            .options
+            .iter()
+            .find(|(k, _)| k == "events")
+            .map(|(_, v)| v.as_str())
+        {
+            Some("problems") => Self::Problems,
+            Some("changes") => Self::Changes,
+            _ => Self::All,
+        }
+    }
+
+    /// Whether an event of this kind is sent at this level.
+    fn wants(self, e: &crate::exec::Event<'_>) -> bool {
+        use crate::exec::Event;
+        match e {
+            Event::Problem { .. } | Event::Notice(_) => true,
+            Event::Changed(_) => self >= Self::Changes,
+            _ => self >= Self::All,
+        }
+    }
+}
+
 /// How a session runs, apart from the pass it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -140,6 +189,9 @@ pub struct SessionOptions {
     /// Give up when the far side has sent nothing, not even a keepalive, for this long
     /// (rsync's and rclone's `--timeout`); `None`: wait for ever.
     pub timeout: Option<std::time::Duration>,
+    /// What a push's far side reports as it goes (every event by default; a client that
+    /// shows less asks for less, and the wire carries less).
+    pub events: Events,
 }
 
 impl Default for SessionOptions {
@@ -148,6 +200,7 @@ impl Default for SessionOptions {
         Self {
             compress: Some(3),
             timeout: None,
+            events: Events::All,
         }
     }
 }
@@ -168,6 +221,9 @@ fn job(
     ));
     if let Some(t) = session.timeout {
         options.push(("timeout-ms".into(), t.as_millis().max(1).to_string()));
+    }
+    if role == Role::Receiver {
+        options.push(("events".into(), session.events.as_str().into()));
     }
     crate::protocol::Job {
         seed,

@@ -80,8 +80,8 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
             "one-file-system" => o.one_file_system = flag()?,
             "mkpath" => o.mkpath = flag()?,
             "max-delete" => o.max_delete = Some(num()?),
-            // The session's own options (see `conn::compression` and `conn::idle_timeout`).
-            "compress-level" | "timeout-ms" => {}
+            // The session's own options (`conn::compression`, `conn::idle_timeout`, `Events`).
+            "compress-level" | "timeout-ms" | "events" => {}
             _ => return Err(SessionError::Unsupported(format!("unknown job option {k}"))),
         }
     }

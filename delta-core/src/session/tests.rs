@@ -383,6 +383,7 @@ fn pull_stalling(
         &SessionOptions {
             compress: None,
             timeout: Some(timeout),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -595,6 +596,7 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
             &SessionOptions {
                 compress: level,
                 timeout: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -630,40 +632,48 @@ fn a_push_reports_the_far_side_events_and_progress() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(src.join("sub/big"), &big).unwrap();
-    let dst = t.path().join("dst");
-    let (client, server) = Duplex::pair(64);
-    let served = std::thread::spawn(move || serve(server));
-    let progress = std::sync::atomic::AtomicU64::new(0);
-    let created = std::sync::atomic::AtomicU64::new(0);
-    let report = push(
-        client,
-        &src,
-        dst.as_os_str().as_encoded_bytes(),
-        &SyncOptions::new(Mode::Copy),
-        &FilterSpec::default(),
-        &SessionOptions::default(),
-        &|e| match e {
-            crate::exec::Event::Progress { bytes } => {
-                progress.fetch_add(*bytes, std::sync::atomic::Ordering::Relaxed);
-            }
-            crate::exec::Event::Changed(_) => {
-                created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            _ => {}
-        },
-    )
-    .unwrap();
-    served.join().unwrap().unwrap();
-    assert_eq!(report.stats.files_created, 1, "{report:?}");
-    assert_eq!(std::fs::read(dst.join("sub/big")).unwrap(), big);
-    assert!(
-        created.into_inner() >= 2,
-        "the far side's changes reach the client"
-    );
-    assert!(
-        progress.into_inner() > 0,
-        "the client's progress bar gets the far side's byte counts"
-    );
+    for (i, level) in [Events::All, Events::Changes, Events::Problems]
+        .into_iter()
+        .enumerate()
+    {
+        let dst = t.path().join(format!("dst{i}"));
+        let (client, server) = Duplex::pair(64);
+        let served = std::thread::spawn(move || serve(server));
+        let progress = std::sync::atomic::AtomicU64::new(0);
+        let changed = std::sync::atomic::AtomicU64::new(0);
+        let report = push(
+            client,
+            &src,
+            dst.as_os_str().as_encoded_bytes(),
+            &SyncOptions::new(Mode::Copy),
+            &FilterSpec::default(),
+            &SessionOptions {
+                events: level,
+                ..Default::default()
+            },
+            &|e| match e {
+                crate::exec::Event::Progress { bytes } => {
+                    progress.fetch_add(*bytes, std::sync::atomic::Ordering::Relaxed);
+                }
+                crate::exec::Event::Changed(_) => {
+                    changed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => {}
+            },
+        )
+        .unwrap();
+        served.join().unwrap().unwrap();
+        assert_eq!(report.stats.files_created, 1, "{report:?}");
+        assert_eq!(std::fs::read(dst.join("sub/big")).unwrap(), big);
+        let (changed, progress) = (changed.into_inner(), progress.into_inner());
+        // The far side's changes and progress reach the client as far as it asked.
+        assert_eq!(
+            changed >= 2,
+            level >= Events::Changes,
+            "{level:?}: {changed}"
+        );
+        assert_eq!(progress > 0, level == Events::All, "{level:?}: {progress}");
+    }
 }
 
 #[test]
