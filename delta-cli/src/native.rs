@@ -89,6 +89,7 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
     if remote_src.is_some() && remote_dst.is_some() {
         anyhow::bail!("both the source and the destination are remote; one side must be local");
     }
+    let remote = remote_src.is_some() || remote_dst.is_some();
     let job = SyncBuilder::new(mode, &a.src, &a.dst)
         .filter(filter)
         .callback(Arc::new(move |e: &Event<'_>| p.event(e)))
@@ -99,9 +100,12 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             o.compare.ignore_times = a.ignore_times;
             o.compare.ignore_existing = a.ignore_existing;
             o.compare.skip_newer_dst = a.update;
-            if let Some(t) = a.transfers {
-                o.transfers = t;
-            }
+            o.transfers = match a.transfers {
+                Some(t) => t,
+                // Each transfer waits a round trip: more of them hide it.
+                None if remote => delta_core::sync::REMOTE_TRANSFERS,
+                None => o.transfers,
+            };
             o.transfer.inplace = a.inplace;
             o.transfer.whole_file = !a.no_whole_file;
             o.transfer.retries = a.retries;
