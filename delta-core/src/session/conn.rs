@@ -276,7 +276,7 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionE
     })?;
     sent?;
     let n = negotiate(&ours, &theirs)?;
-    let conn = Arc::new(Conn::new(conn.into_writer(), false));
+    let conn = Arc::new(Conn::new(GroupWriter::start(conn.into_writer()), false));
     conn.set_capabilities(n.capabilities);
     conn.set_level(level.filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0));
     conn.send(&Message::Job(job.clone()))?;
@@ -323,7 +323,7 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
     let theirs = hello(&mut input)?;
     conn.send(&Message::Hello(Hello::ours()))?;
     let n = negotiate(&Hello::ours(), &theirs)?;
-    let conn = Arc::new(Conn::new(conn.into_writer(), false));
+    let conn = Arc::new(Conn::new(GroupWriter::start(conn.into_writer()), false));
     conn.set_capabilities(n.capabilities);
     match input.expect("waiting for the job")? {
         Message::Job(job) => {
@@ -343,5 +343,111 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
 impl Conn {
     fn into_writer(self) -> Box<dyn Write + Send> {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner()).1
+    }
+}
+
+/// The session's output after the handshake: frames are queued and one flusher thread writes
+/// whatever has queued up since its last write in one go (group commit). Under load, many
+/// small frames (requests, small files, their ends) leave in one write, and so in one ssh
+/// packet, instead of one each; when idle, a frame leaves at once. A full queue blocks the
+/// senders, as a full pipe did.
+struct GroupWriter {
+    shared: Arc<GroupShared>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+struct GroupShared {
+    state: Mutex<GroupState>,
+    /// The flusher has something to write (or should stop).
+    ready: std::sync::Condvar,
+    /// The queue has room again (or the output failed).
+    room: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    queue: Vec<u8>,
+    closed: bool,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+/// Bytes queued before senders wait.
+const GROUP_QUEUE: usize = 4 << 20;
+
+impl GroupWriter {
+    fn start(mut out: Box<dyn Write + Send>) -> Box<dyn Write + Send> {
+        let shared = Arc::new(GroupShared {
+            state: Mutex::new(GroupState::default()),
+            ready: std::sync::Condvar::new(),
+            room: std::sync::Condvar::new(),
+        });
+        let sh = shared.clone();
+        let flusher = std::thread::spawn(move || {
+            let mut batch = Vec::new();
+            loop {
+                {
+                    let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+                    while g.queue.is_empty() && !g.closed {
+                        g = sh.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if g.queue.is_empty() {
+                        return;
+                    }
+                    std::mem::swap(&mut g.queue, &mut batch);
+                    sh.room.notify_all();
+                }
+                let r = out.write_all(&batch).and_then(|_| out.flush());
+                batch.clear();
+                if let Err(e) = r {
+                    let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+                    g.failed = Some((e.kind(), e.to_string()));
+                    g.queue.clear();
+                    sh.room.notify_all();
+                    return;
+                }
+            }
+        });
+        Box::new(GroupWriter {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+}
+
+impl Write for GroupWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let sh = &self.shared;
+        let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some((kind, msg)) = &g.failed {
+                return Err(io::Error::new(*kind, msg.clone()));
+            }
+            if g.queue.len() < GROUP_QUEUE {
+                break;
+            }
+            g = sh.room.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.queue.extend_from_slice(data);
+        sh.ready.notify_one();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for GroupWriter {
+    /// Writes what is queued, then closes the output (the peer sees the end of the stream).
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.shared.ready.notify_all();
+        if let Some(f) = self.flusher.take() {
+            let _ = f.join();
+        }
     }
 }
