@@ -679,6 +679,7 @@ enum Far {
     Push(Remote),
 }
 
+#[derive(Default)]
 struct Plan {
     jobs: Vec<Job>,
     /// Sources that are missing, and whether they were named with a slash: rsync reports
@@ -769,48 +770,13 @@ fn plan(a: &RsyncArgs) -> Result<Plan, (u8, String)> {
             }
         }
     }
-    let mut plan = Plan {
-        jobs: Vec::new(),
-        missing: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut plan = Plan::default();
     for s in srcs {
-        let meta = match std::fs::symlink_metadata(&s.path) {
-            Ok(m) => m,
-            Err(_) => {
-                plan.missing.push((s.path, s.name.is_none()));
-                continue;
-            }
-        };
-        let is_dir = if s.name.is_none() {
-            s.path.is_dir()
+        if local_source(&s)? {
+            plan.add(a, s, &dest, Far::None);
         } else {
-            meta.is_dir()
-        };
-        if !is_dir {
-            return Err((
-                4,
-                format!(
-                    "{}: only directories can be sources of deltasync rsync (give the directory that holds it, with a filter)",
-                    s.path.display()
-                ),
-            ));
+            plan.missing.push((s.path, s.name.is_none()));
         }
-        if !a.recursive {
-            plan.skipped
-                .push(s.name.clone().unwrap_or_else(|| ".".into()));
-            continue;
-        }
-        let dst = match &s.name {
-            Some(n) => dest.join(n),
-            None => dest.clone(),
-        };
-        plan.jobs.push(Job {
-            src: s.path,
-            dst,
-            root_name: s.name,
-            far: Far::None,
-        });
     }
     check_merges(a, plan)
 }
@@ -842,12 +808,7 @@ fn plan_pull(
         ));
     }
     let dest = PathBuf::from(dest);
-    let mut plan = Plan {
-        jobs: Vec::new(),
-        missing: Vec::new(),
-        skipped: Vec::new(),
-    };
-    let mut names = Vec::new();
+    let mut plan = Plan::default();
     for remote in remotes.into_iter().flatten() {
         // An empty far path is the login directory's contents, as `HOST:.`.
         let path = if remote.path.is_empty() {
@@ -855,31 +816,9 @@ fn plan_pull(
         } else {
             &remote.path
         };
-        let s = source(OsStr::new(path));
-        if !a.recursive {
-            plan.skipped
-                .push(s.name.clone().unwrap_or_else(|| ".".into()));
-            continue;
-        }
-        names.extend(s.name.clone());
-        let dst = match &s.name {
-            Some(n) => dest.join(n),
-            None => dest.clone(),
-        };
-        plan.jobs.push(Job {
-            src: s.path,
-            dst,
-            root_name: s.name,
-            far: Far::Pull(remote),
-        });
+        plan.add(a, source(OsStr::new(path)), &dest, Far::Pull(remote));
     }
-    names.sort_unstable();
-    if names.windows(2).any(|w| w[0] == w[1]) {
-        return Err((
-            4,
-            "two sources with the same name would land in the same place; run one command per source".into(),
-        ));
-    }
+    check_names(&plan)?;
     check_merges(a, plan)
 }
 
@@ -891,44 +830,47 @@ fn plan_push(a: &RsyncArgs, sources: &[OsString], remote: Remote) -> Result<Plan
     } else {
         remote.path.as_str()
     });
-    let mut plan = Plan {
-        jobs: Vec::new(),
-        missing: Vec::new(),
-        skipped: Vec::new(),
-    };
-    let mut names = Vec::new();
+    let mut plan = Plan::default();
     for arg in sources {
         let s = source(arg);
-        if std::fs::symlink_metadata(&s.path).is_err() {
+        if local_source(&s)? {
+            plan.add(a, s, &dest, Far::Push(remote.clone()));
+        } else {
             plan.missing.push((s.path, s.name.is_none()));
-            continue;
         }
-        if !s.path.is_dir() {
-            return Err((
-                4,
-                format!(
-                    "{}: only directories can be sources of deltasync rsync (give the directory that holds it, with a filter)",
-                    s.path.display()
-                ),
-            ));
-        }
+    }
+    check_names(&plan)?;
+    check_merges(a, plan)
+}
+
+impl Plan {
+    /// A job for source `s` into `dest` (or, without `-r`, a directory skipped).
+    fn add(&mut self, a: &RsyncArgs, s: Source, dest: &Path, far: Far) {
         if !a.recursive {
-            plan.skipped
+            self.skipped
                 .push(s.name.clone().unwrap_or_else(|| ".".into()));
-            continue;
+            return;
         }
-        names.extend(s.name.clone());
         let dst = match &s.name {
             Some(n) => dest.join(n),
-            None => dest.clone(),
+            None => dest.to_owned(),
         };
-        plan.jobs.push(Job {
+        self.jobs.push(Job {
             src: s.path,
             dst,
             root_name: s.name,
-            far: Far::Push(remote.clone()),
+            far,
         });
     }
+}
+
+/// Two `SRC` forms with the same last component would land in the same place.
+fn check_names(plan: &Plan) -> Result<(), (u8, String)> {
+    let mut names: Vec<&OsStr> = plan
+        .jobs
+        .iter()
+        .filter_map(|j| j.root_name.as_deref())
+        .collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err((
@@ -936,7 +878,30 @@ fn plan_push(a: &RsyncArgs, sources: &[OsString], remote: Remote) -> Result<Plan
             "two sources with the same name would land in the same place; run one command per source".into(),
         ));
     }
-    check_merges(a, plan)
+    Ok(())
+}
+
+/// Whether a local source exists (`false`: missing, reported and skipped as rsync does); an
+/// existing one must be a directory (`SRC/` may be a link to one, `SRC` may not).
+fn local_source(s: &Source) -> Result<bool, (u8, String)> {
+    let Ok(meta) = std::fs::symlink_metadata(&s.path) else {
+        return Ok(false);
+    };
+    let is_dir = if s.name.is_none() {
+        s.path.is_dir()
+    } else {
+        meta.is_dir()
+    };
+    if !is_dir {
+        return Err((
+            4,
+            format!(
+                "{}: only directories can be sources of deltasync rsync (give the directory that holds it, with a filter)",
+                s.path.display()
+            ),
+        ));
+    }
+    Ok(true)
 }
 
 /// Filter rules as (kind, value) pairs.
