@@ -123,9 +123,15 @@ pub fn serve_tree_at(
         for _ in 0..WORKERS {
             s.spawn(|| work(conn, &tree, seed, &rx));
         }
-        let r = read_requests(input, &tx, sink, &credit);
+        let answer = Answer {
+            conn,
+            tree: &tree,
+            seed,
+            tx,
+        };
+        let r = read_requests(input, &answer, sink, &credit);
         credit.close();
-        drop(tx);
+        drop(answer);
         r
     })
 }
@@ -178,12 +184,25 @@ impl Credit {
     }
 }
 
+/// Whole files up to this size are sent by the request reader itself: a hand-off to a worker
+/// costs more than reading them.
+const INLINE_MAX: u64 = 64 << 10;
+
+/// Where requests are answered: small whole files right here, the rest by the workers.
+struct Answer<'a> {
+    conn: &'a Conn,
+    tree: &'a Tree,
+    seed: u64,
+    tx: std::sync::mpsc::SyncSender<Work>,
+}
+
 fn read_requests(
     input: &mut Input,
-    tx: &std::sync::mpsc::SyncSender<Work>,
+    answer: &Answer<'_>,
     sink: &(dyn Fn(Message) + Sync),
     credit: &Credit,
 ) -> Result<(), SessionError> {
+    let tx = &answer.tx;
     let mut sigs: HashMap<u32, (Vec<u8>, u64, Vec<u8>)> = HashMap::new();
     loop {
         match input.next_message()? {
@@ -204,16 +223,18 @@ fn read_requests(
                     {
                         return Err(SessionError::Unexpected("duplicate request id"));
                     }
-                } else if tx
-                    .send(Work::File {
+                } else {
+                    let work = Work::File {
                         id: r.id,
                         path: r.path,
                         size: r.size_hint,
                         sig: None,
-                    })
-                    .is_err()
-                {
-                    return Ok(());
+                    };
+                    if r.size_hint <= INLINE_MAX {
+                        serve(answer.conn, answer.tree, answer.seed, work)?;
+                    } else if tx.send(work).is_err() {
+                        return Ok(());
+                    }
                 }
             }
             Some(Message::SigChunk { id, bytes }) => {
@@ -304,34 +325,38 @@ fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions, credit:
 fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
     loop {
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let r = match job {
-            Err(_) => return,
-            Ok(Work::File {
-                id,
-                path,
-                size,
-                sig,
-            }) => {
-                let mut out = ChunkWriter {
-                    conn,
-                    id,
-                    buf: Vec::new(),
-                    failed: None,
-                };
-                let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out);
-                status.and_then(|status| out.finish(status))
-            }
-            Ok(Work::Digest { id, path }) => {
-                let status = match crate::exec::transfer::file_digest(tree, &path) {
-                    Ok(h) => DigestStatus::Ok(h),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => DigestStatus::Vanished,
-                    Err(e) => DigestStatus::Failed(e.to_string()),
-                };
-                conn.send(&Message::DigestReply { id, status })
-            }
-        };
-        if r.is_err() {
+        let Ok(job) = job else { return };
+        if serve(conn, tree, seed, job).is_err() {
             return;
+        }
+    }
+}
+
+/// Answers one request; `Err` only when the connection failed.
+fn serve(conn: &Conn, tree: &Tree, seed: u64, job: Work) -> Result<(), SessionError> {
+    match job {
+        Work::File {
+            id,
+            path,
+            size,
+            sig,
+        } => {
+            let mut out = ChunkWriter {
+                conn,
+                id,
+                buf: Vec::new(),
+                failed: None,
+            };
+            let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out);
+            status.and_then(|status| out.finish(status))
+        }
+        Work::Digest { id, path } => {
+            let status = match crate::exec::transfer::file_digest(tree, &path) {
+                Ok(h) => DigestStatus::Ok(h),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => DigestStatus::Vanished,
+                Err(e) => DigestStatus::Failed(e.to_string()),
+            };
+            conn.send(&Message::DigestReply { id, status })
         }
     }
 }
