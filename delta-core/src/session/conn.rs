@@ -28,7 +28,12 @@ const LEVEL: i32 = 3;
 
 /// The sending half of a session, shared by every thread.
 pub struct Conn {
-    out: Mutex<(FrameEncoder, Box<dyn Write + Send>, Vec<u8>)>,
+    out: Mutex<Box<dyn Write + Send>>,
+    /// Idle encoders (each with its zstd context and buffer): a sender takes one for the time
+    /// it encodes, so compression runs in parallel and outside the write lock.
+    encoders: Mutex<Vec<(FrameEncoder, Vec<u8>)>>,
+    /// The zstd level for frames from now on.
+    level: Mutex<Option<i32>>,
     /// When the last frame went out.
     last_send: Mutex<Instant>,
     /// The capabilities both sides announced.
@@ -44,11 +49,9 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     fn new(out: Box<dyn Write + Send>, compress: bool) -> Self {
         Self {
-            out: Mutex::new((
-                FrameEncoder::new(compress.then_some(LEVEL)),
-                out,
-                Vec::new(),
-            )),
+            out: Mutex::new(out),
+            encoders: Mutex::new(Vec::new()),
+            level: Mutex::new(compress.then_some(LEVEL)),
             last_send: Mutex::new(Instant::now()),
             caps: std::sync::atomic::AtomicU64::new(0),
         }
@@ -65,11 +68,7 @@ impl Conn {
 
     /// Changes the zstd level of later frames (`None`: uncompressed).
     pub fn set_level(&self, level: Option<i32>) {
-        self.out
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .set_level(level);
+        *self.level.lock().unwrap_or_else(|e| e.into_inner()) = level;
     }
 
     /// Sends one message as one frame.
@@ -79,14 +78,33 @@ impl Conn {
 
     /// Sends messages as consecutive frames, in one write.
     pub fn send_all(&self, msgs: &[Message]) -> Result<(), SessionError> {
-        let mut g = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let (enc, out, buf) = &mut *g;
-        buf.clear();
-        for msg in msgs {
-            enc.encode(msg, buf)?;
+        let level = *self.level.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut enc, mut buf) = self
+            .encoders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| (FrameEncoder::new(level), Vec::new()));
+        if enc.level() != level {
+            enc.set_level(level);
         }
-        out.write_all(buf)?;
-        out.flush()?;
+        buf.clear();
+        let encoded = msgs.iter().try_for_each(|msg| enc.encode(msg, &mut buf));
+        let written = encoded.map_err(SessionError::from).and_then(|()| {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            out.write_all(&buf)?;
+            out.flush()?;
+            Ok(())
+        });
+        // Large one-off buffers are not kept.
+        if buf.capacity() > 4 << 20 {
+            buf = Vec::new();
+        }
+        self.encoders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((enc, buf));
+        written?;
         *self.last_send.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(())
     }
@@ -342,7 +360,7 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
 
 impl Conn {
     fn into_writer(self) -> Box<dyn Write + Send> {
-        self.out.into_inner().unwrap_or_else(|e| e.into_inner()).1
+        self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
