@@ -296,38 +296,28 @@ fn host_keys_unknown_accept_new_and_changed() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 
     // The same three flags drive the ssh command too: a changed key is refused by ssh.
-    let o = ds(&[
-        "copy",
-        &far(&src),
-        dst3.arg(),
-        "-e",
-        &format!("ssh -p {port} -o BatchMode=yes"),
-        "--identity",
-        s(&sshd.key),
-        "--known-hosts",
-        s(&kh),
-        "--ssh-host-key-check",
-        "yes",
-        "--remote-bin",
-        s(bin_path()),
-    ]);
+    let rsh = format!("ssh -p {port} -o BatchMode=yes");
+    let with_ssh = |cmd: &str, kh: &std::path::Path| {
+        ds(&[
+            cmd,
+            &far(&src),
+            dst3.arg(),
+            "-e",
+            &rsh,
+            "--identity",
+            s(&sshd.key),
+            "--known-hosts",
+            s(kh),
+            "--ssh-host-key-check",
+            "yes",
+            "--remote-bin",
+            s(bin_path()),
+        ])
+    };
+    let o = with_ssh("copy", &kh);
     assert_ne!(code(&o), 0, "{}", stderr(&o));
     let kh = known_hosts(&sc, "kh-good", &host_line(&sc, &sshd));
-    let o = ds(&[
-        "sync",
-        &far(&src),
-        dst3.arg(),
-        "-e",
-        &format!("ssh -p {port} -o BatchMode=yes"),
-        "--identity",
-        s(&sshd.key),
-        "--known-hosts",
-        s(&kh),
-        "--ssh-host-key-check",
-        "yes",
-        "--remote-bin",
-        s(bin_path()),
-    ]);
+    let o = with_ssh("sync", &kh);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_same(&src.list(), &dst3.list(), "ssh with the same flags");
 }

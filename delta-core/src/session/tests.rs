@@ -80,6 +80,15 @@ fn outside_untouched(outside: &Path) {
     assert_eq!(std::fs::read(outside.join("canary")).unwrap(), b"canary");
 }
 
+/// The destination holds only its old file: nothing new, no temporary left behind.
+fn only_kept(dst: &Path) {
+    let names: Vec<_> = std::fs::read_dir(dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["kept"], "no temporary left behind");
+}
+
 fn scratch() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let dst = t.path().join("dst");
@@ -163,11 +172,7 @@ fn a_forged_file_hash_leaves_no_file() {
     let report = r.unwrap();
     assert_eq!(report.stats.errors, 1, "{report:?}");
     assert!(!dst.join("new").exists(), "an unverified file never lands");
-    let leftovers: Vec<_> = std::fs::read_dir(&dst)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(leftovers, ["kept"], "no temporary left behind");
+    only_kept(&dst);
     outside_untouched(&outside);
 }
 
@@ -216,11 +221,7 @@ fn more_data_than_listed_never_lands() {
         report.problems
     );
     assert!(!dst.join("new").exists(), "an oversized file never lands");
-    let leftovers: Vec<_> = std::fs::read_dir(&dst)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(leftovers, ["kept"], "no temporary left behind");
+    only_kept(&dst);
     outside_untouched(&outside);
 }
 
