@@ -476,15 +476,24 @@ pub struct RemoteArgs {
         help_heading = "Remote"
     )]
     pub rsh: Option<String>,
+    /// Keep the ssh login open this long after a pass, so the next pass starts without
+    /// logging in again (OpenSSH ControlMaster; only when ssh's own configuration does not
+    /// multiplex already; 0: off)
+    #[arg(long, value_name = "DURATION", env = "DELTASYNC_SSH_REUSE", default_value = "10m", value_parser = parse_wait, help_heading = "Remote")]
+    pub ssh_reuse: std::time::Duration,
     /// Path of deltasync on the far host (default: deltasync, found through its PATH)
     #[arg(long, value_name = "PATH", help_heading = "Remote")]
     pub remote_bin: Option<String>,
-    /// zstd level for remote transfers (1-19)
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), help_heading = "Remote")]
+    /// zstd level for remote transfers (1-19; negative levels down to -7 are faster)
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-7..=19), help_heading = "Remote")]
     pub compress_level: i32,
     /// Send remote data uncompressed
-    #[arg(long, help_heading = "Remote")]
+    #[arg(long, help_heading = "Remote", conflicts_with = "compress_always")]
     pub no_compress: bool,
+    /// Compress all file data; by default file data is compressed only while the link is
+    /// backed up (listings always)
+    #[arg(long, help_heading = "Remote")]
+    pub compress_always: bool,
     /// ssh: run the ssh command; libssh2: connect in-process (no ssh binary needed; reads -p,
     /// -l, -i and common -o options from -e)
     #[arg(long, value_name = "HOW", default_value = "ssh", value_parser = ["ssh", "libssh2"], help_heading = "Remote")]

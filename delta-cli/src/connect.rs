@@ -11,6 +11,7 @@ use delta_core::exec::{Event, Report};
 use delta_core::session::options::FilterSpec;
 use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
+use delta_core::transport::reuse::Reuse;
 use delta_core::transport::{Connector, Remote, SshCommand};
 
 use crate::args::RemoteArgs;
@@ -60,17 +61,26 @@ pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
     if let Some(check) = &a.ssh_host_key_check {
         extra.extend(["-o".to_string(), format!("StrictHostKeyChecking={check}")]);
     }
-    ssh.rsh.splice(1..1, extra);
+    // After the word that runs ssh (wrappers such as sshpass come first).
+    let at = ssh
+        .rsh
+        .iter()
+        .position(|w| w == "ssh" || w.ends_with("/ssh"))
+        .map_or(1, |i| i + 1);
+    ssh.rsh.splice(at..at, extra);
+    ssh.reuse = (!a.ssh_reuse.is_zero()).then(|| Reuse::new(a.ssh_reuse));
     if let Some(bin) = &a.remote_bin {
         ssh.remote_bin = bin.clone();
     }
     Ok(Box::new(ssh))
 }
 
-/// Compression (`--compress-level`, `--no-compress`) and the idle timeout (`--timeout`).
+/// Compression (`--compress-level`, `--no-compress`, `--compress-always`) and the idle
+/// timeout (`--timeout`).
 pub fn session_options(a: &RemoteArgs) -> SessionOptions {
     SessionOptions {
         compress: (!a.no_compress).then_some(a.compress_level),
+        compress_always: a.compress_always,
         timeout: (!a.timeout.is_zero()).then_some(a.timeout),
         events: Events::All,
     }

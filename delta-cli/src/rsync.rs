@@ -98,6 +98,7 @@ pub enum Opt {
     Rsh,
     RsyncPath,
     Timeout,
+    CompressLevel,
     Mkpath,
     Update,
     IgnoreExisting,
@@ -169,7 +170,8 @@ pub const OPTIONS: &[OptDef] = &[
     flag(Opt::PartialProgress, "P", Some('P'), "same as --partial --progress"),
     flag(Opt::Verbose, "verbose", Some('v'), "list transferred files, then a summary (repeatable)"),
     flag(Opt::Quiet, "quiet", Some('q'), "only errors"),
-    flag(Opt::Compress, "compress", Some('z'), "compress in transit (deltasync's default for remote transfers; --no-z turns it off)"),
+    flag(Opt::Compress, "compress", Some('z'), "compress all file data in transit (by default deltasync compresses listings always and file data while the link is backed up; --no-z: nothing)"),
+    valued(Opt::CompressLevel, "compress-level", None, "NUM", "zstd level (1-19, negative down to -7 is faster; implies -z)"),
     flag(Opt::DryRun, "dry-run", Some('n'), "show what would be done, change nothing"),
     flag(Opt::Checksum, "checksum", Some('c'), "skip files by whole-file checksum, not size and mtime"),
     flag(Opt::WholeFile, "whole-file", Some('W'), "copy changed files whole (the default between local trees)"),
@@ -268,8 +270,10 @@ pub struct RsyncArgs {
     pub human: u8,
     pub verbose: u8,
     pub quiet: bool,
-    /// `-z` / `--no-z`; unset: deltasync's default (compressed).
+    /// `-z` / `--no-z`; unset: deltasync's default (adaptive, see `session_options`).
     pub compress: Option<bool>,
+    /// `--compress-level=NUM`.
+    pub compress_level: Option<i32>,
     pub dry_run: bool,
     pub checksum: bool,
     pub whole_file: Option<bool>,
@@ -305,7 +309,7 @@ pub struct RsyncArgs {
 /// What a command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    Run(RsyncArgs),
+    Run(Box<RsyncArgs>),
     Help,
     Version,
 }
@@ -431,7 +435,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
             "no source or destination given (usage: deltasync rsync [OPTIONS] SRC... DEST)".into(),
         ));
     }
-    Ok(Parsed::Run(a))
+    Ok(Parsed::Run(Box::new(a)))
 }
 
 /// Applies one option; `Some` ends parsing (help, version).
@@ -521,6 +525,20 @@ fn apply(
                 value: v.clone(),
             })?;
             a.timeout = n;
+        }
+        Opt::CompressLevel => {
+            let n: i32 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (-7..=19).contains(n))
+                .ok_or_else(|| UsageError::BadNumber {
+                    option: shown.to_owned(),
+                    value: v.clone(),
+                })?;
+            // As rsync's: a level implies --compress.
+            a.compress_level = Some(n);
+            a.compress = Some(true);
         }
         Opt::Mkpath => a.mkpath = on,
         Opt::Update => a.update = on,
@@ -1124,8 +1142,10 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
 }
 
 /// rsync's flags for reaching the far side: `-e` (else `RSYNC_RSH`, else ssh),
-/// `--rsync-path` (the far deltasync), `--timeout`; remote transfers are compressed (zstd level
-/// 3) unless `--no-z`: unlike rsync's, deltasync's compression is on by default.
+/// `--rsync-path` (the far deltasync), `--timeout`. Unlike rsync's, deltasync's compression
+/// is on by default (zstd level 3): listings always, file data while the link is backed up;
+/// `-z` (or `--compress-level`) compresses all file data, as rsync's does, and `--no-z`
+/// nothing.
 // Field by field: the remote options this dialect has no spelling for keep their defaults.
 #[allow(clippy::field_reassign_with_default)]
 fn remote_args(a: &RsyncArgs) -> RemoteArgs {
@@ -1135,9 +1155,15 @@ fn remote_args(a: &RsyncArgs) -> RemoteArgs {
         .clone()
         .or_else(|| std::env::var("RSYNC_RSH").ok().filter(|v| !v.is_empty()));
     r.remote_bin = a.rsync_path.clone();
-    r.compress_level = 3;
+    r.compress_level = a.compress_level.unwrap_or(3);
     r.no_compress = a.compress == Some(false);
+    r.compress_always = a.compress == Some(true);
     r.timeout = Duration::from_secs(a.timeout);
+    // No rsync spelling: the environment, as for the native commands.
+    r.ssh_reuse = std::env::var("DELTASYNC_SSH_REUSE")
+        .ok()
+        .and_then(|v| crate::args::parse_wait(&v).ok())
+        .unwrap_or(Duration::from_secs(600));
     r
 }
 
@@ -1481,7 +1507,7 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RsyncArgs {
         match p(args) {
-            Ok(Parsed::Run(a)) => a,
+            Ok(Parsed::Run(a)) => *a,
             other => panic!("{args:?}: {other:?}"),
         }
     }

@@ -237,7 +237,22 @@ impl Sshd {
 }
 
 impl Drop for Sshd {
+    /// Stops the server and its connections: deltasync keeps an ssh login open for the next
+    /// pass (`--ssh-reuse`), and a master left connected to this server's session process
+    /// would outlive the test.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the comm may hold spaces, so split after its ')'.
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
+            if ppid == Some(pid.as_str()) {
+                let _ = Command::new("kill").arg(e.file_name()).status();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -374,9 +389,10 @@ fn pull_through_a_real_openssh_server_on_loopback() {
     while !dst.exists("slow") && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Kill every ssh client of this session: the connection drops under deltasync.
+    // Kill every ssh client of this session: the connection drops under deltasync. (The
+    // login kept for the next pass is a master named "ssh: PATH [mux]": not matched.)
     let _ = Command::new("pkill")
-        .args(["-f", &format!("^ssh -p {} ", sshd.port)])
+        .args(["-f", &format!("^ssh .*-p {} ", sshd.port)])
         .status();
     let out = child.wait_with_output().unwrap();
     if !out.status.success() {
@@ -412,4 +428,129 @@ fn pull_through_a_real_openssh_server_on_loopback() {
         &Listing::of(&pushed.root),
         "pushed over ssh",
     );
+}
+
+/// `deltasync ARGS` with `XDG_RUNTIME_DIR` set to `runtime` (where the kept logins' sockets
+/// go) and `DELTASYNC_SSH_REUSE` as given.
+fn with_runtime(runtime: &Path, reuse: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(bin());
+    c.args(args).env("XDG_RUNTIME_DIR", runtime);
+    match reuse {
+        Some(v) => c.env("DELTASYNC_SSH_REUSE", v),
+        None => c.env_remove("DELTASYNC_SSH_REUSE"),
+    };
+    c.output().unwrap()
+}
+
+fn sockets(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Ends a kept login (`ssh -O exit`).
+fn end_master(socket: &Path) {
+    let _ = Command::new("ssh")
+        .args(["-O", "exit", "-S"])
+        .arg(socket)
+        .arg("127.0.0.1")
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[test]
+fn later_passes_reuse_the_first_passs_ssh_login() {
+    let sc = Scratch::new();
+    let sshd = start_sshd(&sc);
+    let rsh = sshd.rsh();
+    let runtime = sc.path("runtime");
+    fs::create_dir_all(&runtime).unwrap();
+    let src = sc.tree("src");
+    full_tree(&src);
+    let dst = sc.tree("dst");
+    let to = format!("127.0.0.1:{}", dst.arg());
+    let push = |verb: &str, reuse: Option<&str>| {
+        with_runtime(
+            &runtime,
+            reuse,
+            &[
+                verb,
+                src.arg(),
+                &to,
+                "-e",
+                &rsh,
+                "--remote-bin",
+                s(bin_path()),
+            ],
+        )
+    };
+    let o = push("copy", None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let kept = sockets(&runtime.join("deltasync"));
+    assert_eq!(kept.len(), 1, "one kept login: {kept:?}");
+    let mode = fs::metadata(runtime.join("deltasync"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "the socket directory is private");
+
+    // No new login is possible any more: the next pass can only run over the kept one.
+    fs::write(sshd.key.with_file_name("authorized_keys"), "").unwrap();
+    src.file("later.txt", b"written between passes");
+    let o = push("sync", None);
+    assert_eq!(
+        code(&o),
+        0,
+        "the second pass reuses the login: {}",
+        stderr(&o)
+    );
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "after the second pass",
+    );
+    // Reuse switched off: a fresh login, refused.
+    let o = push("sync", Some("0"));
+    assert_ne!(code(&o), 0, "without reuse the login is refused");
+    end_master(&kept[0]);
+}
+
+#[test]
+fn a_users_own_multiplexing_is_left_alone() {
+    let sc = Scratch::new();
+    let sshd = start_sshd(&sc);
+    let runtime = sc.path("runtime");
+    fs::create_dir_all(&runtime).unwrap();
+    let theirs = sc.path("mine");
+    fs::create_dir_all(&theirs).unwrap();
+    let rsh = format!(
+        "{} -o ControlMaster=auto -o ControlPath={}/%C -o ControlPersist=30",
+        sshd.rsh(),
+        theirs.display()
+    );
+    let src = sc.tree("src");
+    full_tree(&src);
+    let dst = sc.tree("dst");
+    let to = format!("127.0.0.1:{}", dst.arg());
+    let o = with_runtime(
+        &runtime,
+        None,
+        &[
+            "copy",
+            src.arg(),
+            &to,
+            "-e",
+            &rsh,
+            "--remote-bin",
+            s(bin_path()),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        sockets(&runtime.join("deltasync")).is_empty(),
+        "no socket of ours"
+    );
+    let mine = sockets(&theirs);
+    assert_eq!(mine.len(), 1, "the user's ControlPath is used: {mine:?}");
+    end_master(&mine[0]);
 }

@@ -23,7 +23,9 @@
 //! (the size the zstd header declares is only a hint, capped by the limit) and fails beyond
 //! it; trailing bytes or a second zstd frame are refused. The other flag bits are reserved and
 //! must be zero. Senders compress only when the peer announced [`CAP_ZSTD`], never the
-//! [`Hello`], and keep the compressed form only when it is smaller. Each frame is compressed on
+//! [`Hello`], and keep the compressed form only when it is smaller; which frames they try is
+//! theirs to choose (deltasync's sessions compress file data only while their output is backed
+//! up, see [`crate::session`]). Each frame is compressed on
 //! its own (no shared window), so every frame decodes independently of the others.
 //!
 //! # Encodings inside payloads

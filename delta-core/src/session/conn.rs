@@ -11,6 +11,16 @@
 //! stopped reading too), and the read reports [`std::io::ErrorKind::TimedOut`]. Without an
 //! abort hook the timeout cannot interrupt a blocked read. The client's timeout starts before the handshake (a far side that
 //! never answers); the server's once it has read the job, which carries the timeout.
+//!
+//! # Adaptive compression
+//! Listings, requests and events are compressed whenever the session compresses. File data
+//! and signatures ([`Message::DataChunk`], [`Message::SigChunk`]) are, by default, compressed
+//! only while the output is backed up: while more than [`BACKLOG`] bytes wait to be written,
+//! the link is the limit and compression makes it carry more; while the link keeps up
+//! (loopback, a fast LAN, a busy CPU), compressing would only slow the pass down. The rule
+//! regulates itself, like zstd's own `--adapt`: compressing drains the backlog, and raw frames
+//! let it grow again, so a slow link sees almost everything compressed. The job option
+//! `compress-data=always` compresses every frame (rsync's `-z`).
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -38,7 +48,14 @@ pub struct Conn {
     last_send: Mutex<Instant>,
     /// The capabilities both sides announced.
     caps: std::sync::atomic::AtomicU64,
+    /// Bytes queued and not yet written (after the handshake; see the module doc).
+    backlog: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// Compress data frames even when the output keeps up.
+    data_always: std::sync::atomic::AtomicBool,
 }
+
+/// Bytes waiting to be written above which data frames are compressed (adaptive mode).
+pub(crate) const BACKLOG: usize = 512 << 10;
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +71,40 @@ impl Conn {
             level: Mutex::new(compress.then_some(LEVEL)),
             last_send: Mutex::new(Instant::now()),
             caps: std::sync::atomic::AtomicU64::new(0),
+            backlog: None,
+            data_always: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// A connection writing through a [`GroupWriter`] (after the handshake).
+    fn grouped(out: Box<dyn Write + Send>) -> Self {
+        let (out, backlog) = GroupWriter::start(out);
+        Self {
+            backlog: Some(backlog),
+            ..Self::new(out, false)
+        }
+    }
+
+    /// Compress data frames always (`true`), or only while the output is backed up.
+    pub fn set_data_always(&self, always: bool) {
+        self.data_always
+            .store(always, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The level for a batch of messages: file data goes raw while the output keeps up.
+    fn level_for(&self, level: Option<i32>, msgs: &[Message]) -> Option<i32> {
+        let level = level?;
+        let data = msgs
+            .iter()
+            .any(|m| matches!(m, Message::DataChunk { .. } | Message::SigChunk { .. }));
+        if !data || self.data_always.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(level);
+        }
+        let waiting = self
+            .backlog
+            .as_ref()
+            .map_or(usize::MAX, |b| b.load(std::sync::atomic::Ordering::Relaxed));
+        (waiting > BACKLOG).then_some(level)
     }
 
     /// The capabilities both sides announced (after the handshake).
@@ -78,7 +128,7 @@ impl Conn {
 
     /// Sends messages as consecutive frames, in one write.
     pub fn send_all(&self, msgs: &[Message]) -> Result<(), SessionError> {
-        let level = *self.level.lock().unwrap_or_else(|e| e.into_inner());
+        let level = self.level_for(*self.level.lock().unwrap_or_else(|e| e.into_inner()), msgs);
         let (mut enc, mut buf) = self
             .encoders
             .lock()
@@ -294,9 +344,10 @@ pub fn connect(duplex: Duplex, job: &Job) -> Result<(Arc<Conn>, Input), SessionE
     })?;
     sent?;
     let n = negotiate(&ours, &theirs)?;
-    let conn = Arc::new(Conn::new(GroupWriter::start(conn.into_writer()), false));
+    let conn = Arc::new(Conn::grouped(conn.into_writer()));
     conn.set_capabilities(n.capabilities);
     conn.set_level(level.filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0));
+    conn.set_data_always(data_always(job));
     conn.send(&Message::Job(job.clone()))?;
     if let Some(t) = timeout.filter(|_| n.capabilities & CAP_KEEPALIVE != 0) {
         conn.keep_alive(keepalive_interval(t));
@@ -319,7 +370,16 @@ pub fn idle_timeout(job: &Job) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// The zstd level a job asks for: its `compress-level` option (`off`, or 1..=19), 3 if absent.
+/// Whether a job asks for every data frame compressed (`compress-data=always`) rather than
+/// only while the output is backed up (`auto`, the default).
+pub fn data_always(job: &Job) -> bool {
+    job.options
+        .iter()
+        .any(|(k, v)| k == "compress-data" && v == "always")
+}
+
+/// The zstd level a job asks for: its `compress-level` option (`off`, or -7..=19), 3 if
+/// absent.
 pub fn compression(job: &Job) -> Option<i32> {
     match job
         .options
@@ -329,7 +389,7 @@ pub fn compression(job: &Job) -> Option<i32> {
     {
         None => Some(3),
         Some("off") => None,
-        Some(v) => Some(v.parse::<i32>().unwrap_or(3).clamp(1, 19)),
+        Some(v) => Some(v.parse::<i32>().unwrap_or(3).clamp(-7, 19)),
     }
 }
 
@@ -341,10 +401,11 @@ pub(super) fn accept(duplex: Duplex) -> Result<(Arc<Conn>, Input, Job), SessionE
     let theirs = hello(&mut input)?;
     conn.send(&Message::Hello(Hello::ours()))?;
     let n = negotiate(&Hello::ours(), &theirs)?;
-    let conn = Arc::new(Conn::new(GroupWriter::start(conn.into_writer()), false));
+    let conn = Arc::new(Conn::grouped(conn.into_writer()));
     conn.set_capabilities(n.capabilities);
     match input.expect("waiting for the job")? {
         Message::Job(job) => {
+            conn.set_data_always(data_always(&job));
             conn.set_level(
                 compression(&job).filter(|_| n.capabilities & crate::protocol::CAP_ZSTD != 0),
             );
@@ -376,6 +437,8 @@ struct GroupWriter {
 
 struct GroupShared {
     state: Mutex<GroupState>,
+    /// Bytes queued or being written: the link's backlog.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
     /// The flusher has something to write (or should stop).
     ready: std::sync::Condvar,
     /// The queue has room again (or the output failed).
@@ -393,9 +456,14 @@ struct GroupState {
 const GROUP_QUEUE: usize = 4 << 20;
 
 impl GroupWriter {
-    fn start(mut out: Box<dyn Write + Send>) -> Box<dyn Write + Send> {
+    /// The writer, and the count of bytes it holds that are not written yet.
+    fn start(
+        mut out: Box<dyn Write + Send>,
+    ) -> (Box<dyn Write + Send>, Arc<std::sync::atomic::AtomicUsize>) {
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shared = Arc::new(GroupShared {
             state: Mutex::new(GroupState::default()),
+            backlog: backlog.clone(),
             ready: std::sync::Condvar::new(),
             room: std::sync::Condvar::new(),
         });
@@ -415,6 +483,8 @@ impl GroupWriter {
                     sh.room.notify_all();
                 }
                 let r = out.write_all(&batch).and_then(|_| out.flush());
+                sh.backlog
+                    .fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
                 batch.clear();
                 if let Err(e) = r {
                     let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -425,10 +495,11 @@ impl GroupWriter {
                 }
             }
         });
-        Box::new(GroupWriter {
+        let writer = Box::new(GroupWriter {
             shared,
             flusher: Some(flusher),
-        })
+        });
+        (writer, backlog)
     }
 }
 
@@ -446,6 +517,8 @@ impl Write for GroupWriter {
             g = sh.room.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         g.queue.extend_from_slice(data);
+        sh.backlog
+            .fetch_add(data.len(), std::sync::atomic::Ordering::Relaxed);
         sh.ready.notify_one();
         Ok(data.len())
     }
@@ -467,5 +540,94 @@ impl Drop for GroupWriter {
         if let Some(f) = self.flusher.take() {
             let _ = f.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn data_frames_are_compressed_only_while_the_output_is_backed_up() {
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let conn = Conn {
+            backlog: Some(backlog.clone()),
+            ..Conn::new(Box::new(io::sink()), false)
+        };
+        let data = [Message::DataChunk {
+            id: 1,
+            bytes: vec![b'a'; 4096],
+        }];
+        let sig = [Message::SigChunk {
+            id: 1,
+            bytes: vec![1; 4096],
+        }];
+        let listing = [Message::ListEnd];
+        // The link keeps up: data goes raw, everything else at the session's level.
+        assert_eq!(conn.level_for(Some(3), &data), None);
+        assert_eq!(conn.level_for(Some(3), &sig), None);
+        assert_eq!(conn.level_for(Some(3), &listing), Some(3));
+        // Backed up: data is compressed too.
+        backlog.store(BACKLOG + 1, Ordering::Relaxed);
+        assert_eq!(conn.level_for(Some(3), &data), Some(3));
+        backlog.store(BACKLOG, Ordering::Relaxed);
+        assert_eq!(conn.level_for(Some(-3), &data), None);
+        // `compress-data=always`: data compressed whatever the backlog; off stays off.
+        conn.set_data_always(true);
+        assert_eq!(conn.level_for(Some(3), &data), Some(3));
+        assert_eq!(conn.level_for(None, &data), None);
+        // Before the handshake there is no backlog to read: compress as asked.
+        let plain = Conn::new(Box::new(io::sink()), false);
+        assert_eq!(plain.level_for(Some(3), &data), Some(3));
+    }
+
+    #[test]
+    fn the_group_writer_counts_what_it_has_not_written_yet() {
+        struct Gate(Arc<Mutex<()>>);
+        impl Write for Gate {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                let _held = self.0.lock().unwrap();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let gate = Arc::new(Mutex::new(()));
+        let closed = gate.lock().unwrap();
+        let (mut w, backlog) = GroupWriter::start(Box::new(Gate(gate.clone())));
+        w.write_all(&[0; 1000]).unwrap();
+        w.write_all(&[0; 500]).unwrap();
+        assert_eq!(backlog.load(Ordering::Relaxed), 1500);
+        drop(closed);
+        drop(w); // writes what is queued, then ends
+        assert_eq!(backlog.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_job_asks_for_data_compression_always_or_by_backlog() {
+        let mut job = Job {
+            seed: 0,
+            role: crate::protocol::Role::Sender,
+            mode: crate::sync::Mode::Copy,
+            dry_run: false,
+            options: vec![("compress-level".into(), "-3".into())],
+            filter_dialect: crate::filter::Dialect::Rclone,
+            filter_args: vec![],
+            root: b"/".to_vec(),
+        };
+        assert!(!data_always(&job));
+        assert_eq!(compression(&job), Some(-3));
+        job.options = vec![
+            ("compress-level".into(), "-99".into()),
+            ("compress-data".into(), "always".into()),
+        ];
+        assert!(data_always(&job));
+        assert_eq!(
+            compression(&job),
+            Some(-7),
+            "clamped to zstd's fast levels we allow"
+        );
     }
 }

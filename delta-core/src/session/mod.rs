@@ -8,8 +8,17 @@
 //!   the whole file), each checked for changes while read.
 //! - [`RemoteSource`]: the receiver's view of a far sender, a
 //!   [`crate::sync::source::Source`]: many transfers in flight at once, each identified by its
-//!   request id, their replies routed by one reader thread.
+//!   request id, their replies routed by one reader thread. Small new files are requested
+//!   as soon as the pass queues them ([`crate::sync::source::Source::prepare`]), so their
+//!   data is on its way before a worker takes them: no round trip per file.
 //! - [`serve`]: the entry point of `deltasync server`, the process started on the far side.
+//!
+//! Compression (zstd, [`SessionOptions::compress`]): listings, requests and events always;
+//! file data and signatures only while the output is backed up (more than 512 KiB waiting to
+//! be written): then the link is the limit and compression makes it carry more, while on a
+//! link that keeps up (loopback, a fast LAN, a busy CPU) it would only slow the pass. The
+//! rule regulates itself, like zstd's own `--adapt`. [`SessionOptions::compress_always`]
+//! compresses all data, as rsync's `-z` does.
 //!
 //! Deadlock freedom: each side reads its input on a dedicated thread that never waits on its
 //! own writer; writers take a lock per whole frame. Memory is bounded by the per-request
@@ -184,8 +193,12 @@ impl Events {
 /// How a session runs, apart from the pass it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
-    /// zstd level (1..=19) for literal data and listings; `None`: uncompressed.
+    /// zstd level (1..=19; negative levels down to -7 are faster) for listings and file
+    /// data; `None`: uncompressed.
     pub compress: Option<i32>,
+    /// Compress file data always (rsync's `-z`), not only while the link is backed up (the
+    /// default; see the module doc).
+    pub compress_always: bool,
     /// Give up when the far side has sent nothing, not even a keepalive, for this long
     /// (rsync's and rclone's `--timeout`); `None`: wait for ever.
     pub timeout: Option<std::time::Duration>,
@@ -199,6 +212,7 @@ impl Default for SessionOptions {
     fn default() -> Self {
         Self {
             compress: Some(3),
+            compress_always: false,
             timeout: None,
             events: Events::All,
         }
@@ -219,6 +233,9 @@ fn job(
         "compress-level".into(),
         session.compress.map_or("off".into(), |l| l.to_string()),
     ));
+    if session.compress_always {
+        options.push(("compress-data".into(), "always".into()));
+    }
     if let Some(t) = session.timeout {
         options.push(("timeout-ms".into(), t.as_millis().max(1).to_string()));
     }

@@ -81,7 +81,7 @@ pub fn decode(pairs: &[(String, String)], o: &mut SyncOptions) -> Result<(), Ses
             "mkpath" => o.mkpath = flag()?,
             "max-delete" => o.max_delete = Some(num()?),
             // The session's own options (`conn::compression`, `conn::idle_timeout`, `Events`).
-            "compress-level" | "timeout-ms" | "events" => {}
+            "compress-level" | "compress-data" | "timeout-ms" | "events" => {}
             _ => return Err(SessionError::Unsupported(format!("unknown job option {k}"))),
         }
     }

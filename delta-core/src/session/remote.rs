@@ -52,6 +52,23 @@ pub struct RemoteSource {
     next_id: AtomicU32,
     seed: u64,
     describe: String,
+    /// Requests sent ahead by [`Source::prepare`], by path: their replies collect in the
+    /// channel until the transfer takes them.
+    prefetched: Mutex<HashMap<Box<[u8]>, Pending>>,
+}
+
+/// A request already sent, and where its replies arrive.
+type Pending = (u32, Receiver<Reply>);
+
+/// Files up to this size are requested as soon as the pass queues them (the sender answers
+/// them from its request reader). With the pass's task queue this bounds the data waiting
+/// here to about `8 × transfers` such files.
+const PREFETCH_MAX: u64 = 64 << 10;
+
+/// Whether a transfer onto `old` asks for a delta: over the network a delta pays whenever
+/// there is an old file worth reading.
+fn wants_basis(old: Option<&Entry>, opts: &TransferOptions) -> bool {
+    old.is_some_and(|o| o.size() >= opts.delta_min_size.min(64 << 10))
 }
 
 impl std::fmt::Debug for RemoteSource {
@@ -103,6 +120,7 @@ impl RemoteSource {
             next_id: AtomicU32::new(1),
             seed,
             describe,
+            prefetched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,27 +147,55 @@ impl RemoteSource {
         Ok((id, rx))
     }
 
-    fn send(&self, m: &Message) -> Result<(), TransferError> {
-        self.conn.send(m).map_err(|e| lost_err(&e.to_string()))
-    }
-
-    /// One request and its reply: the new file into `out` (a delta applied against `basis`,
-    /// or the raw data), checked against the sender's whole-file hash.
-    fn fetch(
-        &self,
-        rel: &[u8],
-        size_hint: u64,
-        basis: Option<(&Signature, &InputFile)>,
-        out: &mut std::fs::File,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Fetched, TransferError> {
+    /// Sends the request for `rel` (whole, no signature) and returns where its replies arrive.
+    fn request_whole(&self, rel: &[u8], size_hint: u64) -> Result<Pending, TransferError> {
         let (id, rx) = self.register()?;
         self.send(&Message::Request(Request {
             id,
             path: rel.to_vec(),
             size_hint,
-            signature: basis.is_some(),
+            signature: false,
         }))?;
+        Ok((id, rx))
+    }
+
+    fn take_prefetched(&self, rel: &[u8]) -> Option<Pending> {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(rel)
+    }
+
+    fn send(&self, m: &Message) -> Result<(), TransferError> {
+        self.conn.send(m).map_err(|e| lost_err(&e.to_string()))
+    }
+
+    /// One request and its reply: the new file into `out` (a delta applied against `basis`,
+    /// or the raw data), checked against the sender's whole-file hash. `sent` is a whole-file
+    /// request already on its way (see [`Source::prepare`]).
+    fn fetch(
+        &self,
+        rel: &[u8],
+        size_hint: u64,
+        basis: Option<(&Signature, &InputFile)>,
+        sent: Option<Pending>,
+        out: &mut std::fs::File,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Fetched, TransferError> {
+        let (id, rx) = match (sent, basis) {
+            (Some(p), None) => p,
+            (_, None) => self.request_whole(rel, size_hint)?,
+            (_, Some(_)) => {
+                let (id, rx) = self.register()?;
+                self.send(&Message::Request(Request {
+                    id,
+                    path: rel.to_vec(),
+                    size_hint,
+                    signature: true,
+                }))?;
+                (id, rx)
+            }
+        };
         if let Some((sig, _)) = basis {
             for chunk in sig.to_bytes().chunks(MAX_CHUNK) {
                 self.send(&Message::SigChunk {
@@ -518,6 +564,7 @@ impl Source for RemoteSource {
     ) -> Result<Moved, TransferError> {
         let mut tries = 0;
         let mut whole = false;
+        let mut sent = self.take_prefetched(rel);
         loop {
             tries += 1;
             let mut tmp = dst.temp_beside(rel).map_err(|e| TransferError::Io {
@@ -526,7 +573,7 @@ impl Source for RemoteSource {
             })?;
             // Over the network a delta pays whenever there is an old file worth reading.
             let basis = match old {
-                Some(o) if !whole && o.size() >= opts.delta_min_size.min(64 << 10) => {
+                Some(o) if !whole && wants_basis(Some(o), opts) => {
                     let f = dst.open_read(rel).map_err(|e| TransferError::Io {
                         op: "open old file",
                         source: e,
@@ -554,6 +601,7 @@ impl Source for RemoteSource {
                 rel,
                 entry.size(),
                 basis.as_ref().map(|(s, i)| (s, i)),
+                sent.take(),
                 tmp.file(),
                 progress,
             );
@@ -600,6 +648,19 @@ impl Source for RemoteSource {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    fn prepare(&self, rel: &[u8], entry: &Entry, old: Option<&Entry>, opts: &TransferOptions) {
+        if entry.size() > PREFETCH_MAX || wants_basis(old, opts) {
+            return;
+        }
+        // A failed send is the session ending; the transfer reports it.
+        if let Ok(p) = self.request_whole(rel, entry.size()) {
+            self.prefetched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.into(), p);
         }
     }
 

@@ -552,11 +552,16 @@ fn the_sender_confines_every_request_to_its_tree() {
 struct Counting<W> {
     inner: W,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// A slow link: this many bytes per millisecond at most.
+    per_ms: Option<u64>,
 }
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(b)?;
+        if let Some(rate) = self.per_ms {
+            std::thread::sleep(std::time::Duration::from_millis(n as u64 / rate));
+        }
         self.count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
@@ -564,6 +569,41 @@ impl<W: Write> Write for Counting<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// Pulls `src` into `dst` over an in-memory pair whose far side writes through a counter
+/// (at most `per_ms` bytes a millisecond, if given); the bytes the far side sent.
+fn pull_counted(src: &Path, dst: &Path, session: SessionOptions, per_ms: Option<u64>) -> u64 {
+    let (client, server) = Duplex::pair(64);
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Duplex {
+        reader: server.reader,
+        writer: Box::new(Counting {
+            inner: server.writer,
+            count: count.clone(),
+            per_ms,
+        }),
+        abort: None,
+    };
+    let served = std::thread::spawn(move || serve(counted));
+    let source = RemoteSource::connect(
+        client,
+        src.as_os_str().as_encoded_bytes(),
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        "t".into(),
+        &session,
+    )
+    .unwrap();
+    let report = SyncBuilder::new(Mode::Copy, "", dst)
+        .build()
+        .unwrap()
+        .run_from(&source)
+        .unwrap();
+    drop(source);
+    served.join().unwrap().unwrap();
+    assert_eq!(report.outcome.exit_code(), 0);
+    count.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[test]
@@ -575,42 +615,15 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
         b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(20_000);
     std::fs::write(src.join("mail.eml"), &text).unwrap();
     let mut sent = Vec::new();
-    for (i, level) in [Some(3), None].into_iter().enumerate() {
+    for (i, (level, always)) in [(Some(3), true), (None, false)].into_iter().enumerate() {
         let dst = t.path().join(format!("dst{i}"));
-        let (client, server) = Duplex::pair(64);
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = Duplex {
-            reader: server.reader,
-            writer: Box::new(Counting {
-                inner: server.writer,
-                count: count.clone(),
-            }),
-            abort: None,
+        let session = SessionOptions {
+            compress: level,
+            compress_always: always,
+            ..Default::default()
         };
-        let served = std::thread::spawn(move || serve(counted));
-        let source = RemoteSource::connect(
-            client,
-            src.as_os_str().as_encoded_bytes(),
-            &SyncOptions::new(Mode::Copy),
-            &FilterSpec::default(),
-            "t".into(),
-            &SessionOptions {
-                compress: level,
-                timeout: None,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let report = SyncBuilder::new(Mode::Copy, "", &dst)
-            .build()
-            .unwrap()
-            .run_from(&source)
-            .unwrap();
-        drop(source);
-        served.join().unwrap().unwrap();
-        assert_eq!(report.outcome.exit_code(), 0);
+        sent.push(pull_counted(&src, &dst, session, None));
         assert_eq!(std::fs::read(dst.join("mail.eml")).unwrap(), text);
-        sent.push(count.load(std::sync::atomic::Ordering::Relaxed));
     }
     assert!(
         sent[0] * 10 < sent[1],
@@ -621,6 +634,27 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
     assert!(
         sent[1] > text.len() as u64,
         "uncompressed carries the whole file"
+    );
+}
+
+#[test]
+fn by_default_file_data_is_compressed_when_the_link_is_slow() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // 8 MiB of mail text: eight data frames of 1 MiB.
+    let text: Vec<u8> =
+        b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(130_000);
+    std::fs::write(src.join("mail.eml"), &text).unwrap();
+    let dst = t.path().join("dst");
+    // 16 MB/s: the output backs up behind the first frame, sent raw, and the rest go
+    // compressed.
+    let sent = pull_counted(&src, &dst, SessionOptions::default(), Some(16_000));
+    assert_eq!(std::fs::read(dst.join("mail.eml")).unwrap(), text);
+    assert!(
+        sent < text.len() as u64 / 3,
+        "a slow link carried {sent} bytes of an {} byte file",
+        text.len()
     );
 }
 

@@ -522,6 +522,14 @@ fn source_entry(
             Ok(())
         }
         Action::Create | Action::Update | Action::Checksum => {
+            if decision.action != Action::Checksum && !dry {
+                let old = d
+                    .as_ref()
+                    .filter(|d| d.kind() == EntryKind::File && !decision.replace);
+                let mut topts = ctx.job.opts.transfer;
+                topts.meta = ctx.meta;
+                ctx.src.prepare(s.path(), &s, old, &topts);
+            }
             if tx
                 .send(Task {
                     src: s,

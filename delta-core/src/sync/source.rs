@@ -32,6 +32,11 @@ pub trait Source: Send + Sync {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Moved, TransferError>;
 
+    /// A transfer of `rel` is queued and a worker will call [`Source::transfer`] for it soon:
+    /// a far source may ask for the data now, so it is on its way (or here) by then. Small
+    /// new files then cost no round trip each. The default does nothing.
+    fn prepare(&self, _rel: &[u8], _entry: &Entry, _old: Option<&Entry>, _opts: &TransferOptions) {}
+
     /// The whole-file hash of a source file (for `--checksum`), comparable with
     /// [`transfer::file_digest`] of a destination file.
     fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]>;

@@ -17,6 +17,7 @@
 
 #[cfg(feature = "libssh2")]
 pub mod libssh2;
+pub mod reuse;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -87,6 +88,8 @@ pub struct SshCommand {
     pub rsh: Vec<String>,
     /// The far side's deltasync binary (default `deltasync`).
     pub remote_bin: String,
+    /// Keep the login open for the next pass ([`reuse`]); default off.
+    pub reuse: Option<reuse::Reuse>,
 }
 
 impl Default for SshCommand {
@@ -94,6 +97,7 @@ impl Default for SshCommand {
         Self {
             rsh: vec!["ssh".into()],
             remote_bin: "deltasync".into(),
+            reuse: None,
         }
     }
 }
@@ -113,8 +117,17 @@ impl SshCommand {
 
     /// The full command line: the remote shell, the destination, then the remote command
     /// (quoted for the far side's shell).
+    /// With [`SshCommand::reuse`] set, this asks `ssh -G` whether the user's configuration
+    /// multiplexes already (see [`reuse`]).
     pub fn argv(&self, remote: &Remote, server_args: &[String]) -> Vec<OsString> {
         let mut v: Vec<OsString> = self.rsh.iter().map(OsString::from).collect();
+        if let Some((at, opts)) = self
+            .reuse
+            .as_ref()
+            .and_then(|r| r.options(&self.rsh, &remote.destination()))
+        {
+            v.splice(at..at, opts.into_iter().map(OsString::from));
+        }
         v.push(remote.destination().into());
         v.push(remote_command(&self.remote_bin, server_args).into());
         v

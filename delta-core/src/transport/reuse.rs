@@ -1,0 +1,217 @@
+//! Reusing one ssh login for the passes that follow: OpenSSH's connection multiplexing
+//! (`ControlMaster`), switched on for the user's own `ssh` unless their configuration already
+//! says how to multiplex.
+//!
+//! A migration runs the same command several times: pre-stage passes while the service is
+//! live, then the final one in the downtime. Every pass over a fresh connection pays a whole
+//! login (key exchange, host key, user authentication: a third of a second on a small
+//! machine, more over a long link), often more than a no-change pass itself. With reuse, the
+//! first pass leaves a master connection in the background for [`Reuse::persist`], and the
+//! passes within that time open a channel on it instead of logging in again.
+//!
+//! The options are added only when a word of the remote shell command is `ssh` (after
+//! wrappers such as `sshpass -p … ssh`), and only when `ssh -G` says the user's command line
+//! and configuration set neither `ControlMaster` nor `ControlPath`: a user who configured
+//! multiplexing keeps theirs, one who switched it off keeps it off. The sockets live in a
+//! directory only we can enter: `$XDG_RUNTIME_DIR/deltasync`, else `/tmp/deltasync-UID`
+//! (created with mode 0700, refused if it is a link, another user's, or open to others).
+//! Anything unexpected means no reuse, never a failed connection.
+
+use std::ffi::OsString;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long a master connection outlives the pass that opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reuse {
+    /// Time the master waits for the next pass after the last one ended.
+    pub persist: Duration,
+    /// Where the control sockets go (default: see the module doc).
+    pub dir: Option<PathBuf>,
+}
+
+impl Reuse {
+    /// Reuse for `persist` after each pass, sockets in the default directory.
+    pub fn new(persist: Duration) -> Self {
+        Self { persist, dir: None }
+    }
+
+    /// The ssh options that turn reuse on, and the index in `rsh` to insert them at (right
+    /// after the `ssh` word: ssh keeps the first value it sees of an option, and these are
+    /// only added when nothing set them). `None`: the command runs as given.
+    pub(crate) fn options(
+        &self,
+        rsh: &[String],
+        destination: &str,
+    ) -> Option<(usize, Vec<String>)> {
+        let at = ssh_word(rsh)?;
+        if self.persist.is_zero() || configured(&rsh[at..], destination)? {
+            return None;
+        }
+        let dir = match &self.dir {
+            Some(d) => private_dir(d)?,
+            None => private_dir(&default_dir())?,
+        };
+        // ssh expands `%` and `~` in the path: only ours may be there.
+        if dir.to_str()?.contains(['%', '~']) {
+            return None;
+        }
+        let path = dir.join("%C");
+        let path = path.to_str()?;
+        // Unix socket paths are short (108 bytes with %C's 40 characters expanded).
+        if path.len() + 38 > 100 {
+            return None;
+        }
+        Some((
+            at + 1,
+            vec![
+                "-o".into(),
+                "ControlMaster=auto".into(),
+                "-o".into(),
+                format!("ControlPath={path}"),
+                "-o".into(),
+                format!("ControlPersist={}s", self.persist.as_secs().max(1)),
+            ],
+        ))
+    }
+}
+
+/// The index of the word that runs ssh: `ssh`, or a path ending in `/ssh`.
+fn ssh_word(rsh: &[String]) -> Option<usize> {
+    rsh.iter().position(|w| w == "ssh" || w.ends_with("/ssh"))
+}
+
+/// Whether the ssh command `ssh_and_args` (the `ssh` word and what follows it) already has
+/// multiplexing set, by its options or the user's configuration; `None` if `ssh -G` cannot
+/// tell (an old ssh, an option it refuses).
+fn configured(ssh_and_args: &[String], destination: &str) -> Option<bool> {
+    let out = Command::new(&ssh_and_args[0])
+        .args(&ssh_and_args[1..])
+        .arg("-G")
+        .arg(destination)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(config_multiplexes(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Reads `ssh -G` output: multiplexing is configured if `controlmaster` is anything but
+/// `false` or a `controlpath` is set.
+fn config_multiplexes(g: &str) -> bool {
+    let mut master_off = false;
+    let mut path_set = false;
+    for line in g.lines() {
+        let mut kv = line.splitn(2, ' ');
+        let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+            continue;
+        };
+        match k.to_ascii_lowercase().as_str() {
+            "controlmaster" => master_off = v.trim() == "false",
+            "controlpath" => path_set = v.trim() != "none",
+            _ => {}
+        }
+    }
+    !master_off || path_set
+}
+
+/// `$XDG_RUNTIME_DIR/deltasync` when that is set and absolute, else `/tmp/deltasync-UID`.
+fn default_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d.join("deltasync"),
+        _ => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            let mut p = OsString::from("/tmp/deltasync-");
+            p.push(uid.to_string());
+            PathBuf::from(p)
+        }
+    }
+}
+
+/// `dir`, created with mode 0700 if missing, if it is a real directory of ours that nobody
+/// else can enter.
+fn private_dir(dir: &Path) -> Option<PathBuf> {
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    (m.file_type().is_dir() && m.uid() == uid && m.mode() & 0o077 == 0).then(|| dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn the_ssh_word_is_found_after_wrappers() {
+        assert_eq!(ssh_word(&words("ssh -p 22")), Some(0));
+        assert_eq!(
+            ssh_word(&words("sshpass -p pw /usr/bin/ssh -p 22")),
+            Some(3)
+        );
+        assert_eq!(ssh_word(&words("ssh_count ssh -p 22")), Some(1));
+        assert_eq!(ssh_word(&words("rsh host")), None);
+        assert_eq!(ssh_word(&words("/opt/fake-ssh -p 1")), None);
+    }
+
+    #[test]
+    fn ssh_g_output_is_read_for_multiplexing() {
+        assert!(!config_multiplexes(
+            "user root\ncontrolmaster false\ncontrolpersist no\n"
+        ));
+        assert!(config_multiplexes("controlmaster auto\n"));
+        assert!(config_multiplexes(
+            "controlmaster false\ncontrolpath /home/u/.ssh/cm-%C\n"
+        ));
+        assert!(!config_multiplexes(
+            "controlmaster false\ncontrolpath none\n"
+        ));
+        // No controlmaster line at all: an ssh we do not understand is left alone.
+        assert!(config_multiplexes("user root\n"));
+    }
+
+    #[test]
+    fn the_socket_directory_must_be_private() {
+        let base = std::env::temp_dir().join(format!("ds-reuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let fresh = base.join("fresh");
+        assert_eq!(private_dir(&fresh), Some(fresh.clone()));
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().mode() & 0o777,
+            0o700,
+            "created private"
+        );
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        assert_eq!(private_dir(&open), None, "a directory others can enter");
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        assert_eq!(
+            private_dir(&link),
+            None,
+            "a symlink, even to a good directory"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn no_options_without_an_ssh_word_or_with_reuse_off() {
+        let r = Reuse::new(Duration::from_secs(60));
+        assert_eq!(r.options(&words("rsh -l u"), "h"), None);
+        let off = Reuse::new(Duration::ZERO);
+        assert_eq!(off.options(&words("ssh -p 22"), "h"), None);
+    }
+}
