@@ -7,8 +7,8 @@ use super::listing::{check_path, decode_entries, encode_entries};
 use super::wire::{put_bytes, put_varint, unzigzag, utf8, zigzag, Reader};
 use super::{
     CAPABILITIES, MAGIC, MAX_CHUNK, MAX_EVENT, MAX_FILTER_ARGS, MAX_FILTER_ARG_LEN, MAX_HELLO,
-    MAX_OPTIONS, MAX_OPTION_LEN, MAX_PATH, MAX_REPORT, MAX_TEXT, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    MAX_OPTIONS, MAX_OPTION_LEN, MAX_PATH, MAX_REPORT, MAX_REQUESTS, MAX_TEXT,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use crate::filter::Dialect;
 use crate::scan::{Entry, Timestamp};
@@ -37,6 +37,8 @@ pub enum MessageType {
     ScanProblem = 0x12,
     /// [`Message::Request`].
     Request = 0x20,
+    /// [`Message::Requests`].
+    Requests = 0x27,
     /// [`Message::SigChunk`].
     SigChunk = 0x21,
     /// [`Message::SigEnd`].
@@ -63,7 +65,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every type, in number order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Hello,
         Self::Job,
         Self::Entries,
@@ -77,6 +79,7 @@ impl MessageType {
         Self::DataEnd,
         Self::Digest,
         Self::DigestReply,
+        Self::Requests,
         Self::Event,
         Self::Report,
         Self::Keepalive,
@@ -104,6 +107,7 @@ impl MessageType {
             Self::ListCredit => "list credit",
             Self::ScanProblem => "scan problem",
             Self::Request => "request",
+            Self::Requests => "requests",
             Self::SigChunk => "signature chunk",
             Self::SigEnd => "signature end",
             Self::DataChunk => "data chunk",
@@ -250,6 +254,10 @@ pub enum Message {
     ScanProblem(ScanProblem),
     /// A file asked for.
     Request(Request),
+    /// Whole files asked for together (at most [`MAX_REQUESTS`] with `signature` false; only
+    /// when both announced [`CAP_REQUESTS`](super::CAP_REQUESTS)): one frame, compressed as
+    /// one, where the paths share their directories.
+    Requests(Vec<Request>),
     /// Part of the signature for request `id` (at most [`MAX_CHUNK`] bytes).
     SigChunk {
         /// The request.
@@ -346,6 +354,7 @@ impl Message {
             Self::ListCredit(_) => MessageType::ListCredit,
             Self::ScanProblem(_) => MessageType::ScanProblem,
             Self::Request(_) => MessageType::Request,
+            Self::Requests(_) => MessageType::Requests,
             Self::SigChunk { .. } => MessageType::SigChunk,
             Self::SigEnd { .. } => MessageType::SigEnd,
             Self::DataChunk { .. } => MessageType::DataChunk,
@@ -399,11 +408,12 @@ impl Message {
                 out.push(u8::from(p.vanished));
                 put_text(out, &p.message, MAX_TEXT, true);
             }
-            Self::Request(r) => {
-                put_varint(out, u64::from(r.id));
-                put_bytes(out, &r.path);
-                put_varint(out, r.size_hint);
-                out.push(u8::from(r.signature));
+            Self::Request(r) => encode_request(r, out),
+            Self::Requests(rs) => {
+                put_varint(out, rs.len() as u64);
+                for r in rs {
+                    encode_request(r, out);
+                }
             }
             Self::SigChunk { id, bytes } | Self::DataChunk { id, bytes } => {
                 put_varint(out, u64::from(*id));
@@ -517,12 +527,24 @@ impl Message {
                     message,
                 })
             }
-            MessageType::Request => Self::Request(Request {
-                id: r.u32("id")?,
-                path: path(&mut r, "request path")?,
-                size_hint: r.varint("size hint")?,
-                signature: r.bool("signature flag")?,
-            }),
+            MessageType::Request => Self::Request(decode_request(&mut r)?),
+            MessageType::Requests => {
+                // id, path length, size, flag: four bytes at least each.
+                let n = r.count(MAX_REQUESTS, 4, "request count")?;
+                let mut rs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let q = decode_request(&mut r)?;
+                    if q.signature {
+                        // A batch is whole files only: a signature follows one request.
+                        return Err(ProtocolError::BadValue {
+                            field: "batched request's signature flag",
+                            value: 1,
+                        });
+                    }
+                    rs.push(q);
+                }
+                Self::Requests(rs)
+            }
             MessageType::SigChunk => Self::SigChunk {
                 id: r.u32("id")?,
                 bytes: r.rest(MAX_CHUNK, "signature chunk")?.to_vec(),
@@ -632,6 +654,22 @@ impl Message {
 }
 
 /// A relative path, checked.
+fn encode_request(r: &Request, out: &mut Vec<u8>) {
+    put_varint(out, u64::from(r.id));
+    put_bytes(out, &r.path);
+    put_varint(out, r.size_hint);
+    out.push(u8::from(r.signature));
+}
+
+fn decode_request(r: &mut Reader<'_>) -> Result<Request, ProtocolError> {
+    Ok(Request {
+        id: r.u32("id")?,
+        path: path(r, "request path")?,
+        size_hint: r.varint("size hint")?,
+        signature: r.bool("signature flag")?,
+    })
+}
+
 fn path(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u8>, ProtocolError> {
     let p = r.bytes(MAX_PATH, field)?;
     check_path(field, p)?;
@@ -863,6 +901,21 @@ pub(crate) mod tests {
                 id: 3,
                 status: DigestStatus::Failed("i/o error".into()),
             },
+            Message::Requests(vec![
+                Request {
+                    id: 1,
+                    path: b"u1/Maildir/cur/1.msg".to_vec(),
+                    size_hint: 4096,
+                    signature: false,
+                },
+                Request {
+                    id: 2,
+                    path: b"u1/Maildir/cur/2.msg".to_vec(),
+                    size_hint: 0,
+                    signature: false,
+                },
+            ]),
+            Message::Requests(Vec::new()),
             Message::Event(b"{\"kind\":\"copied\"}".to_vec()),
             Message::Report(vec![0; MAX_REPORT]),
             Message::Keepalive,
@@ -888,8 +941,8 @@ pub(crate) mod tests {
         assert_eq!(
             numbers,
             [
-                0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x30,
-                0x31, 0x3d, 0x3e, 0x3f
+                0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27,
+                0x30, 0x31, 0x3d, 0x3e, 0x3f
             ]
         );
         for v in 0..=255u8 {
@@ -949,6 +1002,57 @@ pub(crate) mod tests {
                 min_version: 2
             }
         );
+    }
+
+    #[test]
+    fn batched_requests_are_checked_like_single_ones() {
+        let one = |path: &[u8], signature: bool| {
+            let mut p = Vec::new();
+            put_varint(&mut p, 9);
+            put_bytes(&mut p, path);
+            put_varint(&mut p, 100);
+            p.push(u8::from(signature));
+            p
+        };
+        let batch = |items: &[Vec<u8>]| {
+            let mut p = Vec::new();
+            put_varint(&mut p, items.len() as u64);
+            for i in items {
+                p.extend_from_slice(i);
+            }
+            p
+        };
+        let ok = batch(&[one(b"a/b", false), one(b"c", false)]);
+        assert!(matches!(
+            Message::decode(0x27, &ok),
+            Ok(Message::Requests(v)) if v.len() == 2 && v[1].path == b"c"
+        ));
+        // One bad path spoils the batch.
+        let bad = batch(&[one(b"a/b", false), one(b"../etc/passwd", false)]);
+        assert!(matches!(
+            Message::decode(0x27, &bad),
+            Err(ProtocolError::BadPath {
+                field: "request path",
+                ..
+            })
+        ));
+        // A signature follows a single request only.
+        let sig = batch(&[one(b"a", true)]);
+        assert!(matches!(
+            Message::decode(0x27, &sig),
+            Err(ProtocolError::BadValue { .. })
+        ));
+        // A count beyond the limit, or beyond what the payload can hold, allocates nothing.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, MAX_REQUESTS as u64 + 1);
+        assert!(matches!(
+            Message::decode(0x27, &huge),
+            Err(ProtocolError::TooMany { .. })
+        ));
+        let mut short = Vec::new();
+        put_varint(&mut short, 1000);
+        short.extend(one(b"a", false));
+        assert!(Message::decode(0x27, &short).is_err());
     }
 
     #[test]
@@ -1250,6 +1354,18 @@ pub(crate) mod tests {
                     size_hint,
                     signature
                 })
+            ),
+            proptest::collection::vec((any::<u32>(), path.clone(), any::<u64>()), 0..20).prop_map(
+                |v| Message::Requests(
+                    v.into_iter()
+                        .map(|(id, path, size_hint)| Request {
+                            id,
+                            path,
+                            size_hint,
+                            signature: false
+                        })
+                        .collect()
+                )
             ),
             (any::<u32>(), bytes(3000)).prop_map(|(id, bytes)| Message::SigChunk { id, bytes }),
             (any::<u32>(), bytes(3000)).prop_map(|(id, bytes)| Message::DataChunk { id, bytes }),

@@ -60,6 +60,7 @@
 //! | `0x24` | `DataEnd` | `id varint`, `status u8`: 0 ok: `file_hash [16]`, `size varint`, `mtime_sec zigzag`, `mtime_nsec varint`; 1 changed: `string`; 2 vanished; 3 failed: `string` |
 //! | `0x25` | `Digest` | `id varint`, `path bytes` |
 //! | `0x26` | `DigestReply` | `id varint`, `status u8`: 0 ok: `hash [16]`; 1 vanished; 2 failed: `string` |
+//! | `0x27` | `Requests` | `varint n` (≤ [`MAX_REQUESTS`]), `n ×` (`id varint`, `path bytes`, `size_hint varint`, `signature bool`, always 0): whole files asked for at once, only after both announced [`CAP_REQUESTS`] |
 //! | `0x30` | `Event` | `rest` (≤ [`MAX_EVENT`]), opaque to this module |
 //! | `0x31` | `Report` | `rest` (≤ [`MAX_REPORT`]), opaque to this module |
 //! | `0x3d` | `Keepalive` | empty; sent only after both announced [`CAP_KEEPALIVE`], ignored by the reader |
@@ -152,10 +153,15 @@ pub const CAP_KEEPALIVE: u64 = 1 << 1;
 /// Capability: the receiver grants listing credit ([`Message::ListCredit`]); the sender
 /// keeps at most [`LIST_CREDIT`] entries beyond the granted ones in flight.
 pub const CAP_LIST_CREDIT: u64 = 1 << 2;
+/// Capability: the side understands [`Message::Requests`], whole-file requests batched in one
+/// frame (so their paths compress together).
+pub const CAP_REQUESTS: u64 = 1 << 3;
+/// Most requests in one [`Message::Requests`].
+pub const MAX_REQUESTS: usize = 1024;
 /// Listing entries a sender may send before any [`Message::ListCredit`].
 pub const LIST_CREDIT: u32 = 16384;
 /// The capabilities this build announces.
-pub const CAPABILITIES: u64 = CAP_ZSTD | CAP_KEEPALIVE | CAP_LIST_CREDIT;
+pub const CAPABILITIES: u64 = CAP_ZSTD | CAP_KEEPALIVE | CAP_LIST_CREDIT | CAP_REQUESTS;
 
 /// Largest value of a frame's length field: type, flags and payload (1 MiB + 64).
 pub const MAX_FRAME: usize = (1 << 20) + 64;

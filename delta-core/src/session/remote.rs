@@ -15,8 +15,8 @@ use crate::exec::meta::Meta;
 use crate::exec::transfer::{Moved, TransferError, TransferOptions};
 use crate::input::{Access, InputFile};
 use crate::protocol::{
-    DataStatus, DigestStatus, ListChecker, Message, Request, Role, CAP_LIST_CREDIT, LIST_CREDIT,
-    MAX_CHUNK,
+    DataStatus, DigestStatus, ListChecker, Message, Request, Role, CAP_LIST_CREDIT, CAP_REQUESTS,
+    LIST_CREDIT, MAX_CHUNK,
 };
 use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
 use crate::signature::{Signature, SignatureFormat, SignatureOptions};
@@ -55,7 +55,14 @@ pub struct RemoteSource {
     /// Requests sent ahead by [`Source::prepare`], by path: their replies collect in the
     /// channel until the transfer takes them.
     prefetched: Mutex<HashMap<Box<[u8]>, Pending>>,
+    /// Requests queued by [`Source::prepare`] and not sent yet, ids increasing: they leave
+    /// as one [`Message::Requests`] when [`REQUEST_BATCH`] have gathered, or when a transfer
+    /// needs one of them.
+    unsent: Mutex<Vec<Request>>,
 }
+
+/// Whole-file requests sent in one frame (when the far side takes batches).
+const REQUEST_BATCH: usize = 64;
 
 /// A request already sent, and where its replies arrive.
 type Pending = (u32, Receiver<Reply>);
@@ -121,6 +128,7 @@ impl RemoteSource {
             seed,
             describe,
             prefetched: Mutex::new(HashMap::new()),
+            unsent: Mutex::new(Vec::new()),
         }
     }
 
@@ -159,11 +167,30 @@ impl RemoteSource {
         Ok((id, rx))
     }
 
+    /// The request sent ahead for `rel`, if any; sends its batch now if it is still queued.
     fn take_prefetched(&self, rel: &[u8]) -> Option<Pending> {
-        self.prefetched
+        let p = self
+            .prefetched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(rel)
+            .remove(rel)?;
+        let batch = {
+            let mut u = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+            match u.first() {
+                Some(first) if first.id <= p.0 => std::mem::take(&mut *u),
+                _ => Vec::new(),
+            }
+        };
+        // A failed send is the session ending: the reply channel says so.
+        let _ = self.send_batch(batch);
+        Some(p)
+    }
+
+    fn send_batch(&self, batch: Vec<Request>) -> Result<(), TransferError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.send(&Message::Requests(batch))
     }
 
     fn send(&self, m: &Message) -> Result<(), TransferError> {
@@ -655,13 +682,38 @@ impl Source for RemoteSource {
         if entry.size() > PREFETCH_MAX || wants_basis(old, opts) {
             return;
         }
-        // A failed send is the session ending; the transfer reports it.
-        if let Ok(p) = self.request_whole(rel, entry.size()) {
-            self.prefetched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(rel.into(), p);
+        if self.conn.capabilities() & CAP_REQUESTS == 0 {
+            // A failed send is the session ending; the transfer reports it.
+            if let Ok(p) = self.request_whole(rel, entry.size()) {
+                self.prefetched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(rel.into(), p);
+            }
+            return;
         }
+        let Ok((id, rx)) = self.register() else {
+            return;
+        };
+        self.prefetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.into(), (id, rx));
+        let full = {
+            let mut u = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+            u.push(Request {
+                id,
+                path: rel.to_vec(),
+                size_hint: entry.size(),
+                signature: false,
+            });
+            if u.len() >= REQUEST_BATCH {
+                std::mem::take(&mut *u)
+            } else {
+                Vec::new()
+            }
+        };
+        let _ = self.send_batch(full);
     }
 
     fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]> {

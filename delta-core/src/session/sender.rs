@@ -196,6 +196,25 @@ struct Answer<'a> {
     tx: std::sync::mpsc::SyncSender<Work>,
 }
 
+impl Answer<'_> {
+    /// Answers a request for a whole file: small ones here, the rest by a worker. `false`
+    /// when the workers are gone.
+    fn whole(&self, r: crate::protocol::Request) -> Result<bool, SessionError> {
+        let work = Work::File {
+            id: r.id,
+            path: r.path,
+            size: r.size_hint,
+            sig: None,
+        };
+        if r.size_hint <= INLINE_MAX {
+            serve(self.conn, self.tree, self.seed, work)?;
+            Ok(true)
+        } else {
+            Ok(self.tx.send(work).is_ok())
+        }
+    }
+}
+
 fn read_requests(
     input: &mut Input,
     answer: &Answer<'_>,
@@ -223,16 +242,13 @@ fn read_requests(
                     {
                         return Err(SessionError::Unexpected("duplicate request id"));
                     }
-                } else {
-                    let work = Work::File {
-                        id: r.id,
-                        path: r.path,
-                        size: r.size_hint,
-                        sig: None,
-                    };
-                    if r.size_hint <= INLINE_MAX {
-                        serve(answer.conn, answer.tree, answer.seed, work)?;
-                    } else if tx.send(work).is_err() {
+                } else if !answer.whole(r)? {
+                    return Ok(());
+                }
+            }
+            Some(Message::Requests(rs)) => {
+                for r in rs {
+                    if !answer.whole(r)? {
                         return Ok(());
                     }
                 }

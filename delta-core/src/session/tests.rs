@@ -62,6 +62,15 @@ fn pull_from(
     r
 }
 
+/// The ids of the next request or batch of requests; `None` at anything else.
+fn next_requests(input: &mut Input) -> Option<Vec<u32>> {
+    match input.next_message() {
+        Ok(Some(Message::Request(r))) => Some(vec![r.id]),
+        Ok(Some(Message::Requests(rs))) => Some(rs.iter().map(|r| r.id).collect()),
+        _ => None,
+    }
+}
+
 fn listing(conn: &Conn, entries: Vec<Entry>) {
     let _ = conn.send(&Message::Entries(entries));
     let _ = conn.send(&Message::ListEnd);
@@ -153,7 +162,8 @@ fn a_forged_file_hash_leaves_no_file() {
             ],
         );
         // Answer the request with data that does not match the hash we claim.
-        if let Ok(Some(Message::Request(Request { id, .. }))) = input.next_message() {
+        let ids = next_requests(input).expect("a request for the new file");
+        for id in ids {
             let _ = conn.send(&Message::DataChunk {
                 id,
                 bytes: b"hello".to_vec(),
@@ -188,7 +198,7 @@ fn more_data_than_listed_never_lands() {
             ],
         );
         // Every request (the first and each retry) gets 64 MiB for a file listed at 5 bytes.
-        while let Ok(Some(Message::Request(Request { id, .. }))) = input.next_message() {
+        while let Some(id) = next_requests(input).and_then(|ids| ids.first().copied()) {
             for _ in 0..1024 {
                 if conn
                     .send(&Message::DataChunk {
