@@ -481,6 +481,10 @@ pub struct RemoteArgs {
     /// multiplex already; 0: off)
     #[arg(long, value_name = "DURATION", env = "DELTASYNC_SSH_REUSE", default_value = "10m", value_parser = parse_wait, help_heading = "Remote")]
     pub ssh_reuse: std::time::Duration,
+    /// Offer AES-GCM first where the CPU has AES instructions (about twice chacha20's speed),
+    /// unless ssh's configuration sets its own cipher list
+    #[arg(long, value_name = "BOOL", env = "DELTASYNC_SSH_AES_FIRST", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Remote")]
+    pub ssh_aes_first: bool,
     /// Path of deltasync on the far host (default: deltasync, found through its PATH)
     #[arg(long, value_name = "PATH", help_heading = "Remote")]
     pub remote_bin: Option<String>,

@@ -11,7 +11,7 @@ use delta_core::exec::{Event, Report};
 use delta_core::session::options::FilterSpec;
 use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
-use delta_core::transport::reuse::Reuse;
+use delta_core::transport::tune::SshTuning;
 use delta_core::transport::{Connector, Remote, SshCommand};
 
 use crate::args::RemoteArgs;
@@ -68,7 +68,10 @@ pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
         .position(|w| w == "ssh" || w.ends_with("/ssh"))
         .map_or(1, |i| i + 1);
     ssh.rsh.splice(at..at, extra);
-    ssh.reuse = (!a.ssh_reuse.is_zero()).then(|| Reuse::new(a.ssh_reuse));
+    ssh.tuning = Some(SshTuning {
+        aes_first: a.ssh_aes_first,
+        ..SshTuning::new(a.ssh_reuse)
+    });
     if let Some(bin) = &a.remote_bin {
         ssh.remote_bin = bin.clone();
     }

@@ -1164,6 +1164,8 @@ fn remote_args(a: &RsyncArgs) -> RemoteArgs {
         .ok()
         .and_then(|v| crate::args::parse_wait(&v).ok())
         .unwrap_or(Duration::from_secs(600));
+    r.ssh_aes_first =
+        std::env::var("DELTASYNC_SSH_AES_FIRST").map_or(true, |v| v != "false" && v != "0");
     r
 }
 

@@ -15,6 +15,10 @@ const MIN_COMPRESS: usize = 64;
 const BACKOFF_MIN: usize = 16 << 10;
 /// Large data frames sent uncompressed after one that did not shrink by 3 %.
 const BACKOFF_FRAMES: u32 = 8;
+/// Data frames at least four times this large are first tried on a sample of this size
+/// from their middle: if the sample does not shrink by 3 %, the frame goes as it is (and
+/// starts a backoff) for a thirtieth of the cost of compressing it whole.
+const SAMPLE: usize = 32 << 10;
 
 /// Length field of the smallest and the largest Hello frame.
 const HELLO_FRAME_LEN: std::ops::RangeInclusive<usize> = (2 + 16)..=(2 + MAX_HELLO);
@@ -413,7 +417,17 @@ impl FrameEncoder {
         }
         if let Some(level) = self.level.filter(|_| !skip) {
             if len >= MIN_COMPRESS && msg_type != MessageType::Hello.as_u8() {
-                let packed = self.compress(level, &out[body..]);
+                let sample_fails = large_data && len >= 4 * SAMPLE && {
+                    let mid = body + len / 2 - SAMPLE / 2;
+                    let sample = out[mid..mid + SAMPLE].to_vec();
+                    self.compress(level, &sample)
+                        .is_none_or(|n| n > SAMPLE / 100 * 97)
+                };
+                let packed = if sample_fails {
+                    None
+                } else {
+                    self.compress(level, &out[body..])
+                };
                 if large_data && packed.is_none_or(|n| n > len / 100 * 97) {
                     self.skip_data = BACKOFF_FRAMES;
                 }
@@ -555,6 +569,50 @@ mod tests {
         assert_eq!(out[5], FLAG_ZSTD);
         // ...then compression is tried again.
         assert_eq!(flag(&mut enc, &text), FLAG_ZSTD);
+    }
+
+    #[test]
+    fn large_frames_are_judged_by_a_sample_first() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 32) as u8
+                })
+                .collect()
+        };
+        let flag = |enc: &mut FrameEncoder, p: &[u8]| {
+            let mut out = Vec::new();
+            enc.encode_payload(0x23, p, &mut out).unwrap();
+            let mut d = FrameDecoder::new();
+            d.push(&out);
+            assert_eq!(
+                d.next_message().unwrap(),
+                Some(Message::DataChunk {
+                    id: 0,
+                    bytes: p[1..].to_vec()
+                })
+            );
+            out[5]
+        };
+        let text = b"Received: from mx by mail; subject: report\r\n".repeat(6000);
+        let mut enc = FrameEncoder::new(Some(3));
+        // Text around a noisy middle: the sample says no, the frame goes as it is.
+        let mut mixed = vec![0u8];
+        mixed.extend_from_slice(&text[..100_000]);
+        mixed.extend(noise(4 * SAMPLE));
+        mixed.extend_from_slice(&text[..100_000]);
+        assert_eq!(flag(&mut enc, &mixed), 0);
+        // Text throughout: compressed (after the backoff the sample started).
+        let mut plain = vec![0u8];
+        plain.extend_from_slice(&text);
+        for _ in 0..BACKOFF_FRAMES {
+            assert_eq!(flag(&mut enc, &plain), 0);
+        }
+        assert_eq!(flag(&mut enc, &plain), FLAG_ZSTD);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 #[cfg(feature = "libssh2")]
 pub mod libssh2;
-pub mod reuse;
+pub mod tune;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -88,8 +88,8 @@ pub struct SshCommand {
     pub rsh: Vec<String>,
     /// The far side's deltasync binary (default `deltasync`).
     pub remote_bin: String,
-    /// Keep the login open for the next pass ([`reuse`]); default off.
-    pub reuse: Option<reuse::Reuse>,
+    /// Login reuse and cipher order ([`tune`]); default none: the command runs as given.
+    pub tuning: Option<tune::SshTuning>,
 }
 
 impl Default for SshCommand {
@@ -97,7 +97,7 @@ impl Default for SshCommand {
         Self {
             rsh: vec!["ssh".into()],
             remote_bin: "deltasync".into(),
-            reuse: None,
+            tuning: None,
         }
     }
 }
@@ -117,12 +117,12 @@ impl SshCommand {
 
     /// The full command line: the remote shell, the destination, then the remote command
     /// (quoted for the far side's shell).
-    /// With [`SshCommand::reuse`] set, this asks `ssh -G` whether the user's configuration
-    /// multiplexes already (see [`reuse`]).
+    /// With [`SshCommand::tuning`] set, this asks `ssh -G` what the user's configuration
+    /// leaves open (see [`tune`]).
     pub fn argv(&self, remote: &Remote, server_args: &[String]) -> Vec<OsString> {
         let mut v: Vec<OsString> = self.rsh.iter().map(OsString::from).collect();
         if let Some((at, opts)) = self
-            .reuse
+            .tuning
             .as_ref()
             .and_then(|r| r.options(&self.rsh, &remote.destination()))
         {
