@@ -37,7 +37,9 @@ enum Reply {
 }
 
 struct Shared {
-    pending: Mutex<HashMap<u32, SyncSender<Reply>>>,
+    /// Open requests: where their replies go, and whether it was sent ahead (its replies
+    /// must fit the channel: nobody may be reading it yet).
+    pending: Mutex<HashMap<u32, (SyncSender<Reply>, bool)>>,
     lost: Mutex<Option<String>>,
     /// Listing entries granted to the sender beyond the initial window.
     granted: std::sync::atomic::AtomicU64,
@@ -142,6 +144,13 @@ impl RemoteSource {
 
     /// Registers a request id and its reply channel.
     fn register(&self) -> Result<(u32, Receiver<Reply>), TransferError> {
+        self.register_as(false)
+    }
+
+    /// Registers a request id and its reply channel; `ahead`: for a request sent before a
+    /// transfer waits on it, whose replies (one chunk and the end, from an honest sender) must
+    /// fit the channel: more ends the session rather than block the one reader.
+    fn register_as(&self, ahead: bool) -> Result<(u32, Receiver<Reply>), TransferError> {
         if let Some(why) = self.lost() {
             return Err(lost_err(&why));
         }
@@ -151,13 +160,18 @@ impl RemoteSource {
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+            .insert(id, (tx, ahead));
         Ok((id, rx))
     }
 
     /// Sends the request for `rel` (whole, no signature) and returns where its replies arrive.
-    fn request_whole(&self, rel: &[u8], size_hint: u64) -> Result<Pending, TransferError> {
-        let (id, rx) = self.register()?;
+    fn request_whole(
+        &self,
+        rel: &[u8],
+        size_hint: u64,
+        ahead: bool,
+    ) -> Result<Pending, TransferError> {
+        let (id, rx) = self.register_as(ahead)?;
         self.send(&Message::Request(Request {
             id,
             path: rel.to_vec(),
@@ -211,7 +225,7 @@ impl RemoteSource {
     ) -> Result<Fetched, TransferError> {
         let (id, rx) = match (sent, basis) {
             (Some(p), None) => p,
-            (_, None) => self.request_whole(rel, size_hint)?,
+            (_, None) => self.request_whole(rel, size_hint, false)?,
             (_, Some(_)) => {
                 let (id, rx) = self.register()?;
                 self.send(&Message::Request(Request {
@@ -473,10 +487,16 @@ fn read_loop(
                 p.get(&id).cloned()
             };
             match tx {
-                Some(tx) => {
+                Some((tx, false)) => {
                     let _ = tx.send(reply);
                     Ok(())
                 }
+                Some((tx, true)) => match tx.try_send(reply) {
+                    Err(std::sync::mpsc::TrySendError::Full(_)) => Err(format!(
+                        "the far side sent more replies to request {id} than a small file takes"
+                    )),
+                    _ => Ok(()),
+                },
                 None => Err(format!("reply for unknown request {id}")),
             }
         };
@@ -544,13 +564,14 @@ fn read_loop(
         }));
     }
     *shared.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-    for (_, tx) in shared
+    for (_, (tx, _)) in shared
         .pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .drain()
     {
-        let _ = tx.send(Reply::Lost(why.clone()));
+        // Never wait here: a full channel's reader learns of the end when it is dropped.
+        let _ = tx.try_send(Reply::Lost(why.clone()));
     }
 }
 
@@ -684,7 +705,7 @@ impl Source for RemoteSource {
         }
         if self.conn.capabilities() & CAP_REQUESTS == 0 {
             // A failed send is the session ending; the transfer reports it.
-            if let Ok(p) = self.request_whole(rel, entry.size()) {
+            if let Ok(p) = self.request_whole(rel, entry.size(), true) {
                 self.prefetched
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -692,7 +713,7 @@ impl Source for RemoteSource {
             }
             return;
         }
-        let Ok((id, rx)) = self.register() else {
+        let Ok((id, rx)) = self.register_as(true) else {
             return;
         };
         self.prefetched

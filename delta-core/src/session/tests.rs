@@ -187,6 +187,65 @@ fn a_forged_file_hash_leaves_no_file() {
 }
 
 #[test]
+fn a_flood_of_replies_to_a_request_sent_ahead_ends_the_session() {
+    // Small files are requested before a worker waits on them; a sender flooding one of those
+    // requests must not block the one reader (which would hang the pass).
+    let (_t, dst, outside) = scratch();
+    let (client, server) = Duplex::pair(64);
+    let fake = std::thread::spawn(move || {
+        let (conn, mut input, _job) = accept(server).unwrap();
+        let mut entries = vec![entry("", EntryKind::Dir, 0)];
+        for i in 0..100 {
+            entries.push(entry(&format!("f{i:03}"), EntryKind::File, 5));
+        }
+        listing(&conn, entries);
+        let mut flooded = false;
+        while let Ok(Some(m)) = input.next_message() {
+            if let Message::Requests(rs) = m {
+                let last = rs.last().map(|r| r.id).unwrap_or(1);
+                if !flooded && last > 1 {
+                    flooded = true;
+                    for _ in 0..40 {
+                        let _ = conn.send(&Message::DataChunk {
+                            id: last,
+                            bytes: b"x".to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+        flooded
+    });
+    let source = RemoteSource::connect(
+        client,
+        b"/src",
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        "fake".into(),
+        &SessionOptions::default(),
+    )
+    .unwrap();
+    // One worker, waiting on the first file (never answered): the rest wait in the queue.
+    let job = SyncBuilder::new(Mode::Copy, "", &dst)
+        .configure(|o| o.transfers = 1)
+        .build()
+        .unwrap();
+    let report = job.run_from(&source).unwrap();
+    drop(source);
+    assert!(fake.join().unwrap(), "the fake sender saw a batch to flood");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("more replies to request")),
+        "{:?}",
+        report.problems
+    );
+    only_kept(&dst);
+    outside_untouched(&outside);
+}
+
+#[test]
 fn more_data_than_listed_never_lands() {
     let (_t, dst, outside) = scratch();
     let r = pull_from(&dst, |conn, input| {
