@@ -281,11 +281,14 @@ fn more_data_than_listed_never_lands() {
     });
     let report = r.unwrap();
     assert_eq!(report.stats.errors, 1, "{report:?}");
+    // The file was requested ahead: the transfer reading the excess refuses it, or, if the
+    // flood arrives before a worker reads, the reader ends the session.
     assert!(
         report
             .problems
             .iter()
-            .any(|p| p.contains("more than the 5 bytes")),
+            .any(|p| p.contains("more than the 5 bytes")
+                || p.contains("more replies to request 1 than a small file takes")),
         "{:?}",
         report.problems
     );
