@@ -1666,6 +1666,24 @@ mod tests {
     }
 
     #[test]
+    fn compression_flags_map_onto_the_session() {
+        let default = remote_args(&run_args(&["-a", "s/", "h:d/"]));
+        assert!(!default.no_compress && !default.compress_always);
+        assert_eq!(default.compress_level, 3);
+        let z = remote_args(&run_args(&["-az", "s/", "h:d/"]));
+        assert!(z.compress_always, "-z compresses all data, as rsync's");
+        let level = remote_args(&run_args(&["-a", "--compress-level=-3", "s/", "h:d/"]));
+        assert!(
+            level.compress_always && level.compress_level == -3,
+            "a level implies -z"
+        );
+        let off = remote_args(&run_args(&["-a", "--no-z", "s/", "h:d/"]));
+        assert!(off.no_compress && !off.compress_always);
+        assert!(p(&["-a", "--compress-level=20", "s/", "h:d/"]).is_err());
+        assert!(p(&["-a", "--compress-level=x", "s/", "h:d/"]).is_err());
+    }
+
+    #[test]
     fn sources_and_remotes() {
         let s = |x: &str| source(OsStr::new(x));
         assert_eq!(
