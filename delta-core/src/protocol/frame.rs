@@ -539,18 +539,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn incompressible_data_backs_off_then_retries() {
-        let mut enc = FrameEncoder::new(Some(3));
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..32 << 10)
+    /// `n` bytes zstd cannot shrink (xorshift from `seed`).
+    fn noise(mut x: u64, n: usize) -> Vec<u8> {
+        (0..n)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 (x >> 32) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_data_backs_off_then_retries() {
+        let mut enc = FrameEncoder::new(Some(3));
+        let noise = noise(0x2545_f491_4f6c_dd1d, 32 << 10);
         let text = b"Received: from mx by mail; subject: report\r\n".repeat(800);
         let flag = |enc: &mut FrameEncoder, p: &[u8]| {
             let mut out = Vec::new();
@@ -573,17 +577,6 @@ mod tests {
 
     #[test]
     fn large_frames_are_judged_by_a_sample_first() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut noise = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 32) as u8
-                })
-                .collect()
-        };
         let flag = |enc: &mut FrameEncoder, p: &[u8]| {
             let mut out = Vec::new();
             enc.encode_payload(0x23, p, &mut out).unwrap();
@@ -603,7 +596,7 @@ mod tests {
         // Text around a noisy middle: the sample says no, the frame goes as it is.
         let mut mixed = vec![0u8];
         mixed.extend_from_slice(&text[..100_000]);
-        mixed.extend(noise(4 * SAMPLE));
+        mixed.extend(noise(0x1234_5678_9abc_def1, 4 * SAMPLE));
         mixed.extend_from_slice(&text[..100_000]);
         assert_eq!(flag(&mut enc, &mixed), 0);
         // Text throughout: compressed (after the backoff the sample started).
@@ -620,15 +613,7 @@ mod tests {
         let mut enc = FrameEncoder::new(Some(1));
         let mut out = Vec::new();
         // Incompressible: sent as is.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..10_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect();
+        let noise = noise(0x9e37_79b9_7f4a_7c15, 10_000);
         enc.encode_payload(0x23, &noise, &mut out).unwrap();
         assert_eq!(out[5], 0);
         assert_eq!(out.len(), 6 + noise.len());

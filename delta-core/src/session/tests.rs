@@ -34,6 +34,15 @@ fn pull_from(
     dst: &Path,
     script: impl FnOnce(&Conn, &mut Input) + Send + 'static,
 ) -> Result<crate::exec::Report, String> {
+    pull_with(dst, |_| {}, script)
+}
+
+/// [`pull_from`], with the pass's options changed by `configure` first.
+fn pull_with(
+    dst: &Path,
+    configure: impl FnOnce(&mut SyncOptions),
+    script: impl FnOnce(&Conn, &mut Input) + Send + 'static,
+) -> Result<crate::exec::Report, String> {
     let (client, server) = Duplex::pair(64);
     let fake = std::thread::spawn(move || {
         let (conn, mut input, _job) = accept(server).unwrap();
@@ -53,6 +62,7 @@ fn pull_from(
         .configure(|o| {
             o.force_delete = true;
             o.transfer.retry_wait = std::time::Duration::from_millis(10);
+            configure(o);
         })
         .build()
         .unwrap();
@@ -191,48 +201,39 @@ fn a_flood_of_replies_to_a_request_sent_ahead_ends_the_session() {
     // Small files are requested before a worker waits on them; a sender flooding one of those
     // requests must not block the one reader (which would hang the pass).
     let (_t, dst, outside) = scratch();
-    let (client, server) = Duplex::pair(64);
-    let fake = std::thread::spawn(move || {
-        let (conn, mut input, _job) = accept(server).unwrap();
-        let mut entries = vec![entry("", EntryKind::Dir, 0)];
-        for i in 0..100 {
-            entries.push(entry(&format!("f{i:03}"), EntryKind::File, 5));
-        }
-        listing(&conn, entries);
-        let mut flooded = false;
-        while let Ok(Some(m)) = input.next_message() {
-            if let Message::Requests(rs) = m {
-                let last = rs.last().map(|r| r.id).unwrap_or(1);
-                if !flooded && last > 1 {
-                    flooded = true;
-                    for _ in 0..40 {
-                        let _ = conn.send(&Message::DataChunk {
-                            id: last,
-                            bytes: b"x".to_vec(),
-                        });
+    let flooded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = flooded.clone();
+    // One worker, waiting on the first file (never answered): the rest wait in the queue.
+    let report = pull_with(
+        &dst,
+        |o| o.transfers = 1,
+        move |conn, input| {
+            let mut entries = vec![entry("", EntryKind::Dir, 0)];
+            for i in 0..100 {
+                entries.push(entry(&format!("f{i:03}"), EntryKind::File, 5));
+            }
+            listing(conn, entries);
+            while let Ok(Some(m)) = input.next_message() {
+                if let Message::Requests(rs) = m {
+                    let last = rs.last().map_or(1, |r| r.id);
+                    if !seen.load(std::sync::atomic::Ordering::Relaxed) && last > 1 {
+                        seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                        for _ in 0..40 {
+                            let _ = conn.send(&Message::DataChunk {
+                                id: last,
+                                bytes: b"x".to_vec(),
+                            });
+                        }
                     }
                 }
             }
-        }
-        flooded
-    });
-    let source = RemoteSource::connect(
-        client,
-        b"/src",
-        &SyncOptions::new(Mode::Copy),
-        &FilterSpec::default(),
-        "fake".into(),
-        &SessionOptions::default(),
+        },
     )
     .unwrap();
-    // One worker, waiting on the first file (never answered): the rest wait in the queue.
-    let job = SyncBuilder::new(Mode::Copy, "", &dst)
-        .configure(|o| o.transfers = 1)
-        .build()
-        .unwrap();
-    let report = job.run_from(&source).unwrap();
-    drop(source);
-    assert!(fake.join().unwrap(), "the fake sender saw a batch to flood");
+    assert!(
+        flooded.load(std::sync::atomic::Ordering::Relaxed),
+        "the fake sender saw a batch to flood"
+    );
     assert!(
         report
             .problems
