@@ -36,6 +36,7 @@ pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
         if let Some(bin) = &a.remote_bin {
             c.remote_bin = bin.clone();
         }
+        c.aes_first = a.ssh_aes_first;
         c.stderr = std::sync::Arc::new(|b: &[u8]| {
             use std::io::Write;
             let _ = std::io::stderr().write_all(b);

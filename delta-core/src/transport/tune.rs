@@ -109,7 +109,7 @@ impl SshTuning {
 }
 
 /// Whether this CPU encrypts AES-GCM in hardware.
-fn cpu_has_aes() -> bool {
+pub(crate) fn cpu_has_aes() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("aes")
