@@ -11,7 +11,7 @@ use delta_core::exec::{Event, Report};
 use delta_core::session::options::FilterSpec;
 use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
-use delta_core::transport::tune::SshTuning;
+use delta_core::transport::tune::{self, SshTuning};
 use delta_core::transport::{Connector, Remote, SshCommand};
 
 use crate::args::RemoteArgs;
@@ -63,11 +63,7 @@ pub fn connector(a: &RemoteArgs) -> anyhow::Result<Box<dyn Connector>> {
         extra.extend(["-o".to_string(), format!("StrictHostKeyChecking={check}")]);
     }
     // After the word that runs ssh (wrappers such as sshpass come first).
-    let at = ssh
-        .rsh
-        .iter()
-        .position(|w| w == "ssh" || w.ends_with("/ssh"))
-        .map_or(1, |i| i + 1);
+    let at = tune::ssh_word(&ssh.rsh).map_or(1, |i| i + 1);
     ssh.rsh.splice(at..at, extra);
     ssh.tuning = Some(SshTuning {
         aes_first: a.ssh_aes_first,

@@ -134,8 +134,10 @@ fn aes_first(g: &str) -> Option<String> {
     })
 }
 
-/// The index of the word that runs ssh: `ssh`, or a path ending in `/ssh`.
-fn ssh_word(rsh: &[String]) -> Option<usize> {
+/// The index of the word of a remote shell command that runs ssh: `ssh`, or a path ending
+/// in `/ssh` (wrappers such as `sshpass -p … ssh` come before it). Options for ssh go right
+/// after it.
+pub fn ssh_word(rsh: &[String]) -> Option<usize> {
     rsh.iter().position(|w| w == "ssh" || w.ends_with("/ssh"))
 }
 
