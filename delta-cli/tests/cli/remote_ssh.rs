@@ -430,11 +430,19 @@ fn pull_through_a_real_openssh_server_on_loopback() {
     );
 }
 
-/// `deltasync ARGS` with `XDG_RUNTIME_DIR` set to `runtime` (where the kept logins' sockets
-/// go) and `DELTASYNC_SSH_REUSE` as given.
-fn with_runtime(runtime: &Path, reuse: Option<&str>, args: &[&str]) -> std::process::Output {
+/// `deltasync VERB FROM TO -e RSH --remote-bin <this build>` with `XDG_RUNTIME_DIR` set to
+/// `runtime` (where the kept logins' sockets go) and `DELTASYNC_SSH_REUSE` as given.
+fn with_runtime(
+    runtime: &Path,
+    reuse: Option<&str>,
+    verb: &str,
+    from: &str,
+    to: &str,
+    rsh: &str,
+) -> std::process::Output {
     let mut c = Command::new(bin());
-    c.args(args).env("XDG_RUNTIME_DIR", runtime);
+    c.args([verb, from, to, "-e", rsh, "--remote-bin", s(bin_path())])
+        .env("XDG_RUNTIME_DIR", runtime);
     match reuse {
         Some(v) => c.env("DELTASYNC_SSH_REUSE", v),
         None => c.env_remove("DELTASYNC_SSH_REUSE"),
@@ -469,21 +477,8 @@ fn later_passes_reuse_the_first_passs_ssh_login() {
     full_tree(&src);
     let dst = sc.tree("dst");
     let to = format!("127.0.0.1:{}", dst.arg());
-    let push = |verb: &str, reuse: Option<&str>| {
-        with_runtime(
-            &runtime,
-            reuse,
-            &[
-                verb,
-                src.arg(),
-                &to,
-                "-e",
-                &rsh,
-                "--remote-bin",
-                s(bin_path()),
-            ],
-        )
-    };
+    let push =
+        |verb: &str, reuse: Option<&str>| with_runtime(&runtime, reuse, verb, src.arg(), &to, &rsh);
     let o = push("copy", None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let kept = sockets(&runtime.join("deltasync"));
@@ -532,19 +527,7 @@ fn a_users_own_multiplexing_is_left_alone() {
     full_tree(&src);
     let dst = sc.tree("dst");
     let to = format!("127.0.0.1:{}", dst.arg());
-    let o = with_runtime(
-        &runtime,
-        None,
-        &[
-            "copy",
-            src.arg(),
-            &to,
-            "-e",
-            &rsh,
-            "--remote-bin",
-            s(bin_path()),
-        ],
-    );
+    let o = with_runtime(&runtime, None, "copy", src.arg(), &to, &rsh);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         sockets(&runtime.join("deltasync")).is_empty(),

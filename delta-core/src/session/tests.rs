@@ -679,14 +679,20 @@ fn pull_counted(src: &Path, dst: &Path, session: SessionOptions, per_ms: Option<
     count.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A source tree `t/src` holding one `mail.eml` of `lines` lines of mail text.
+fn mail_source(t: &Path, lines: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let src = t.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let text =
+        b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(lines);
+    std::fs::write(src.join("mail.eml"), &text).unwrap();
+    (src, text)
+}
+
 #[test]
 fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let text: Vec<u8> =
-        b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(20_000);
-    std::fs::write(src.join("mail.eml"), &text).unwrap();
+    let (src, text) = mail_source(t.path(), 20_000);
     let mut sent = Vec::new();
     for (i, (level, always)) in [(Some(3), true), (None, false)].into_iter().enumerate() {
         let dst = t.path().join(format!("dst{i}"));
@@ -713,12 +719,8 @@ fn compression_shrinks_what_crosses_the_wire_and_can_be_turned_off() {
 #[test]
 fn by_default_file_data_is_compressed_when_the_link_is_slow() {
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
     // 8 MiB of mail text: eight data frames of 1 MiB.
-    let text: Vec<u8> =
-        b"Received: from mail.example.org by mx; subject: quarterly report\r\n".repeat(130_000);
-    std::fs::write(src.join("mail.eml"), &text).unwrap();
+    let (src, text) = mail_source(t.path(), 130_000);
     let dst = t.path().join("dst");
     // 16 MB/s: the output backs up behind the first frame, sent raw, and the rest go
     // compressed.
