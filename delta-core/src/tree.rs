@@ -136,6 +136,8 @@ pub struct Tree {
     root: OwnedFd,
     root_path: PathBuf,
     resolve: Resolve,
+    /// New files may be unnamed until committed (see [`Tree::new_file_beside`]).
+    unnamed: bool,
 }
 
 impl Tree {
@@ -163,7 +165,16 @@ impl Tree {
             root: fd,
             root_path: root.to_path_buf(),
             resolve,
+            unnamed: true,
         })
+    }
+
+    /// This tree's new files are always named temporaries (tests of that path, as on file
+    /// systems without unnamed files).
+    #[cfg(test)]
+    pub(crate) fn named_temporaries_only(mut self) -> Self {
+        self.unnamed = false;
+        self
     }
 
     /// Creates the root directory and its missing parents, then opens it.
@@ -215,11 +226,36 @@ impl Tree {
     /// Creates a new temporary file (mode 0600) in `rel`'s directory, to become `rel` on
     /// [`TreeTemp::commit`].
     pub fn temp_beside(&self, rel: &[u8]) -> io::Result<TreeTemp> {
+        self.new_file_beside(rel, 0o600)
+    }
+
+    /// Creates the file that becomes `rel` on [`TreeTemp::commit`], for content whose
+    /// permission bits will be `mode`. Where the file system and the process allow it, the
+    /// file is unnamed until the commit links it (`O_TMPFILE`): nobody can open it by name,
+    /// so it is created with `mode & 0o777` (under the umask) rather than 0600, saving a
+    /// `chmod`; a new `rel` then costs one directory change instead of a create and a
+    /// rename, and a killed process leaves nothing behind. Elsewhere it is a named
+    /// temporary, mode 0600, as [`Self::temp_beside`].
+    pub fn new_file_beside(&self, rel: &[u8], mode: u32) -> io::Result<TreeTemp> {
         let (parent, name) = split(rel, "replaced by a file")?;
         let dir = match self.parent(parent)? {
             Dir::Root(fd) => fd.try_clone_to_owned()?,
             Dir::Owned(fd) => fd,
         };
+        let unnamed = if self.unnamed {
+            unnamed_file(dir.as_fd(), mode & 0o777)?
+        } else {
+            None
+        };
+        if let Some(file) = unnamed {
+            return Ok(TreeTemp {
+                dir,
+                temp: CString::default(),
+                target: name,
+                file,
+                unnamed: true,
+            });
+        }
         for _ in 0..16 {
             let temp = cstring(&temp_name(name.to_bytes()))?;
             match sys::openat(
@@ -234,6 +270,7 @@ impl Tree {
                         temp,
                         target: name,
                         file: File::from(fd),
+                        unnamed: false,
                     })
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
@@ -412,6 +449,83 @@ fn regular(fd: OwnedFd, keep: libc::c_int) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// How this process links an unnamed file (`O_TMPFILE`) into a directory, found out once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LinkWay {
+    /// `linkat(fd, "", …, AT_EMPTY_PATH)` (needs `CAP_DAC_READ_SEARCH` on older kernels).
+    EmptyPath,
+    /// `linkat(AT_FDCWD, "/proc/self/fd/N", …, AT_SYMLINK_FOLLOW)` (needs `/proc`).
+    Proc,
+    /// Neither: named temporaries only.
+    None,
+}
+
+/// 0 unknown, else `LinkWay as u8 + 1`.
+static LINK_WAY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// An unnamed regular file in `dir` with permission bits `mode` (under the umask), or `None`
+/// where unnamed files cannot be made there or linked by this process.
+fn unnamed_file(dir: BorrowedFd<'_>, mode: u32) -> io::Result<Option<File>> {
+    use std::sync::atomic::Ordering;
+    let way = match LINK_WAY.load(Ordering::Relaxed) {
+        0 => None,
+        w if w == LinkWay::None as u8 + 1 => return Ok(None),
+        w if w == LinkWay::Proc as u8 + 1 => Some(LinkWay::Proc),
+        _ => Some(LinkWay::EmptyPath),
+    };
+    let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+    let file = match sys::openat(Some(dir), c".", flags, mode) {
+        Ok(fd) => File::from(fd),
+        // The file system makes no unnamed files (EOPNOTSUPP; EISDIR or EINVAL where the
+        // kernel or file system predates them): a named temporary instead.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    if way.is_some() {
+        return Ok(Some(file));
+    }
+    // The first unnamed file of this process: find how it can be linked, with a temporary
+    // name that is removed again. A file linked once and unlinked cannot be linked again,
+    // so the probe is not the file returned.
+    let mut found = LinkWay::None;
+    for candidate in [LinkWay::EmptyPath, LinkWay::Proc] {
+        let probe = cstring(&temp_name(b"probe"))?;
+        if link_unnamed(candidate, file.as_fd(), dir, &probe).is_ok() {
+            let _ = sys::unlinkat(dir, &probe, 0);
+            found = candidate;
+            break;
+        }
+    }
+    LINK_WAY.store(found as u8 + 1, Ordering::Relaxed);
+    drop(file);
+    unnamed_file(dir, mode)
+}
+
+/// Links the unnamed file `fd` as `name` in `dir`; fails with `EEXIST` if the name is taken.
+fn link_unnamed(
+    way: LinkWay,
+    fd: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+) -> io::Result<()> {
+    match way {
+        LinkWay::EmptyPath => sys::linkat_empty_path(fd, dir, name),
+        LinkWay::Proc => {
+            use std::os::fd::AsRawFd;
+            let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+            sys::linkat_follow(&path, dir, name)
+        }
+        LinkWay::None => Err(io::Error::from(io::ErrorKind::Unsupported)),
+    }
+}
+
 fn no_free_temp() -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name")
 }
@@ -543,9 +657,12 @@ pub struct TreeTemp {
     /// The directory holding both names: the rename happens there even if the directory was
     /// moved or a symlink swapped into its path meanwhile.
     dir: OwnedFd,
+    /// The temporary's name; empty once committed, and for an unnamed file.
     temp: CString,
     target: CString,
     file: File,
+    /// An `O_TMPFILE` file, linked on commit.
+    unnamed: bool,
 }
 
 impl TreeTemp {
@@ -554,9 +671,40 @@ impl TreeTemp {
         &mut self.file
     }
 
-    /// Renames the temporary onto the target (an existing directory there is an error).
-    /// Durability is the caller's: `sync_all` the file first if needed.
+    /// Whether this is an unnamed file (created with its final permission bits).
+    pub fn is_unnamed(&self) -> bool {
+        self.unnamed
+    }
+
+    /// Puts the file in place as the target, replacing what is there atomically (an existing
+    /// directory there is an error): an unnamed file is linked as the target, or, when the
+    /// name is taken, linked under a temporary name and renamed over it; a named temporary
+    /// is renamed. Durability is the caller's: `sync_all` the file first if needed.
     pub fn commit(mut self) -> io::Result<()> {
+        if self.unnamed {
+            let way = match LINK_WAY.load(std::sync::atomic::Ordering::Relaxed) {
+                w if w == LinkWay::Proc as u8 + 1 => LinkWay::Proc,
+                _ => LinkWay::EmptyPath,
+            };
+            let (fd, dir) = (self.file.as_fd(), self.dir.as_fd());
+            match link_unnamed(way, fd, dir, &self.target) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                other => return other,
+            }
+            let mut linked = None;
+            for _ in 0..16 {
+                let temp = cstring(&temp_name(self.target.to_bytes()))?;
+                match link_unnamed(way, fd, dir, &temp) {
+                    Ok(()) => {
+                        linked = Some(temp);
+                        break;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            self.temp = linked.ok_or_else(no_free_temp)?;
+        }
         sys::renameat(self.dir.as_fd(), &self.temp, &self.target)?;
         self.temp = CString::default();
         Ok(())
@@ -690,6 +838,40 @@ mod sys {
                 dir.as_raw_fd(),
                 name.as_ptr(),
                 0,
+            )
+        })
+    }
+
+    /// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: links the open (unnamed) file `fd`.
+    pub(super) fn linkat_empty_path(
+        fd: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+    ) -> io::Result<()> {
+        // SAFETY: both names are NUL-terminated and outlive the call; both descriptors are
+        // open for the call.
+        check(unsafe {
+            libc::linkat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        })
+    }
+
+    /// `linkat(AT_FDCWD, path, dir, name, AT_SYMLINK_FOLLOW)` (`path` a `/proc/self/fd`
+    /// link).
+    pub(super) fn linkat_follow(path: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+        // SAFETY: both names are NUL-terminated and outlive the call; `dir` is open.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
             )
         })
     }
@@ -935,10 +1117,80 @@ mod tests {
         );
     }
 
+    /// The names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn unnamed_new_files_appear_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let umask = crate::exec::meta::umask();
+        for t in both(dir.path()) {
+            t.mkdir(b"d", 0o755).unwrap();
+            let d = dir.path().join("d");
+            // A new file: nothing in the directory until the commit links it, with the
+            // permission bits asked for (under the umask).
+            let mut tmp = t.new_file_beside(b"d/new", 0o4755).unwrap();
+            assert!(tmp.is_unnamed(), "tmpfs and ext4 make unnamed files");
+            tmp.file().write_all(b"fresh").unwrap();
+            assert!(names_in(&d).is_empty());
+            tmp.commit().unwrap();
+            assert_eq!(names_in(&d), ["new"]);
+            assert_eq!(std::fs::read(d.join("new")).unwrap(), b"fresh");
+            let mode = std::fs::metadata(d.join("new")).unwrap().mode() & 0o7777;
+            assert_eq!(
+                mode,
+                0o755 & !umask,
+                "special bits are never set at creation"
+            );
+
+            // Replacing an existing file: atomic, no temporary left over.
+            let mut tmp = t.new_file_beside(b"d/new", 0o600).unwrap();
+            tmp.file().write_all(b"second").unwrap();
+            assert_eq!(std::fs::read(d.join("new")).unwrap(), b"fresh");
+            tmp.commit().unwrap();
+            assert_eq!(names_in(&d), ["new"]);
+            assert_eq!(std::fs::read(d.join("new")).unwrap(), b"second");
+
+            // Dropped uncommitted: nothing appears, the old file stays.
+            let mut tmp = t.new_file_beside(b"d/new", 0o600).unwrap();
+            tmp.file().write_all(b"junk").unwrap();
+            drop(tmp);
+            assert_eq!(names_in(&d), ["new"]);
+            assert_eq!(std::fs::read(d.join("new")).unwrap(), b"second");
+
+            // A directory at the name is not replaced, and no temporary is left.
+            t.mkdir(b"d/sub", 0o755).unwrap();
+            let mut tmp = t.new_file_beside(b"d/sub", 0o600).unwrap();
+            tmp.file().write_all(b"x").unwrap();
+            assert!(tmp.commit().is_err());
+            assert_eq!(names_in(&d), ["new", "sub"]);
+            assert!(d.join("sub").is_dir());
+
+            // A symlink at the name is replaced by the file, not followed.
+            std::os::unix::fs::symlink("/etc/passwd", d.join("link")).unwrap();
+            let mut tmp = t.new_file_beside(b"d/link", 0o600).unwrap();
+            tmp.file().write_all(b"mine").unwrap();
+            tmp.commit().unwrap();
+            assert!(!std::fs::symlink_metadata(d.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            assert_eq!(std::fs::read(d.join("link")).unwrap(), b"mine");
+            t.remove_all(b"d").unwrap();
+        }
+    }
+
     #[test]
     fn file_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        for t in both(dir.path()) {
+        for t in both(dir.path()).map(Tree::named_temporaries_only) {
             t.mkdir(b"a", 0o755).unwrap();
             t.mkdir(b"a", 0o755).unwrap(); // existing directory: fine
             t.mkdir(b"a/b", 0o700).unwrap();

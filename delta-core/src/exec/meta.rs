@@ -79,6 +79,34 @@ pub fn apply_fd(fd: BorrowedFd<'_>, meta: &Meta, opts: &MetaOptions) -> io::Resu
     Ok(())
 }
 
+/// As [`apply_fd`], for a regular file this process has just created: what the file already
+/// has (its owner and group, its permission bits) is not set again. One `fstat` then stands
+/// for a `chown` and a `chmod` per new file in the common case (a copy run by the files'
+/// owner, or permission bits given at creation).
+pub fn apply_new_fd(fd: BorrowedFd<'_>, meta: &Meta, opts: &MetaOptions) -> io::Result<()> {
+    let (uid_now, gid_now, mode_now) = sys::fstat_ids(fd)?;
+    let mut chowned = false;
+    if let Some((uid, gid)) = owner_change(meta, opts, Creds::current()) {
+        let uid = if uid == uid_now { u32::MAX } else { uid };
+        let gid = if gid == gid_now { u32::MAX } else { gid };
+        if uid != u32::MAX || gid != u32::MAX {
+            sys::fchown(fd, uid, gid)?;
+            chowned = true;
+        }
+    }
+    if opts.perms && meta.kind != EntryKind::Symlink {
+        let want = meta.mode & 0o7777;
+        // A chown clears the set-id bits, so those are set again after one.
+        if mode_now & 0o7777 != want || (chowned && want & 0o7000 != 0) {
+            sys::fchmod(fd, want)?;
+        }
+    }
+    if opts.times {
+        sys::futimens(fd, meta.mtime)?;
+    }
+    Ok(())
+}
+
 /// Applies `meta` to `name` in the directory `dir` without following a symlink at `name`:
 /// owner and group (of the link itself for a symlink), then mode (never for a symlink; if
 /// `name` turns out to be a symlink anyway the change fails rather than follow it), then time.
@@ -234,6 +262,16 @@ mod sys {
     pub(super) fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
         // SAFETY: plain integer arguments; `fd` is open for the call.
         check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })
+    }
+
+    /// The owner, group and mode of the open file `fd`.
+    pub(super) fn fstat_ids(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `st` is valid for writes of one `stat`; `fd` is open for the call.
+        check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+        // SAFETY: fstat succeeded, so it filled `st`.
+        let st = unsafe { st.assume_init() };
+        Ok((st.st_uid, st.st_gid, st.st_mode))
     }
 
     pub(super) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
@@ -456,6 +494,50 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
         assert_eq!(mtime_of(&p), ts(5, 5));
         assert_eq!(std::fs::metadata(&p).unwrap().uid(), before.uid());
+    }
+
+    #[test]
+    fn a_new_file_gets_what_it_lacks_and_keeps_its_set_id_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        let me = std::fs::metadata(&p).unwrap();
+        // Same owner, same bits: only the time changes.
+        let m = Meta {
+            mode: 0o644,
+            uid: me.uid(),
+            gid: me.gid(),
+            mtime: ts(7, 7),
+            kind: EntryKind::File,
+        };
+        apply_new_fd(f.as_fd(), &m, &ALL).unwrap();
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (me.uid(), me.gid(), 0o644)
+        );
+        assert_eq!(mtime_of(&p), ts(7, 7));
+        // Other bits are set.
+        apply_new_fd(f.as_fd(), &Meta { mode: 0o4750, ..m }, &ALL).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o4750);
+        if is_root() {
+            // Another owner: the chown clears the set-id bits, which are set again after it
+            // even though the file had them before.
+            let m = Meta {
+                mode: 0o6750,
+                uid: 12345,
+                gid: 23456,
+                ..m
+            };
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o6750))
+                .unwrap();
+            apply_new_fd(f.as_fd(), &m, &ALL).unwrap();
+            let md = std::fs::metadata(&p).unwrap();
+            assert_eq!((md.uid(), md.gid()), (12345, 23456));
+            assert_eq!(md.mode() & 0o7777, 0o6750);
+        }
     }
 
     #[test]

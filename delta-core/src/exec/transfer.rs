@@ -214,7 +214,9 @@ pub fn transfer_file(
         let moved = match old {
             Some(_) if opts.inplace => inplace(file, snap, dst, rel, progress)?,
             Some(o) if !opts.whole_file && o.size() >= opts.delta_min_size && snap.size > 0 => {
-                let mut tmp = dst.temp_beside(rel).map_err(io_err("create temporary"))?;
+                let mut tmp = dst
+                    .new_file_beside(rel, meta.mode)
+                    .map_err(io_err("create temporary"))?;
                 let m = match by_delta(file, snap, dst, rel, tmp.file(), progress)? {
                     Attempt::Done(m) => m,
                     Attempt::Moved(d) => return Ok(Attempt::Moved(d)),
@@ -223,7 +225,9 @@ pub fn transfer_file(
                 m
             }
             _ => {
-                let mut tmp = dst.temp_beside(rel).map_err(io_err("create temporary"))?;
+                let mut tmp = dst
+                    .new_file_beside(rel, meta.mode)
+                    .map_err(io_err("create temporary"))?;
                 let copied =
                     copy_range(file, tmp.file(), snap.size, progress).map_err(io_err("copy"))?;
                 if copied < snap.size {
@@ -252,15 +256,19 @@ pub fn transfer_file(
     })
 }
 
-fn finish_temp(
+/// Gives a finished new file (made by [`Tree::new_file_beside`] with `meta.mode`) its
+/// metadata and puts it in place.
+pub(crate) fn finish_temp(
     mut tmp: crate::tree::TreeTemp,
     meta: &Meta,
     opts: &TransferOptions,
 ) -> Result<(), TransferError> {
-    super::meta::apply_fd(tmp.file().as_fd(), meta, &opts.meta).map_err(io_err("set metadata"))?;
-    if !opts.meta.perms {
+    super::meta::apply_new_fd(tmp.file().as_fd(), meta, &opts.meta)
+        .map_err(io_err("set metadata"))?;
+    if !opts.meta.perms && !tmp.is_unnamed() {
         // Without permission replay a new file gets the source's permission bits less the
-        // umask and the special bits, as rsync gives it (the temporary was made 0600).
+        // umask and the special bits, as rsync gives it (a named temporary was made 0600;
+        // an unnamed one was created with them).
         let mode = meta.mode & 0o777 & !super::meta::umask();
         tmp.file()
             .set_permissions(std::fs::Permissions::from_mode(mode))

@@ -128,6 +128,9 @@ impl Conn {
 
     /// Sends messages as consecutive frames, in one write.
     pub fn send_all(&self, msgs: &[Message]) -> Result<(), SessionError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
         let level = self.level_for(*self.level.lock().unwrap_or_else(|e| e.into_inner()), msgs);
         let (mut enc, mut buf) = self
             .encoders
@@ -163,18 +166,21 @@ impl Conn {
     /// dropped or broken.
     fn keep_alive(self: &Arc<Self>, every: Duration) {
         let weak = Arc::downgrade(self);
-        std::thread::spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(conn) = weak.upgrade() else { return };
-            let idle = conn
-                .last_send
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed();
-            if idle >= every && conn.send(&Message::Keepalive).is_err() {
-                return;
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("ds-keepalive".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(conn) = weak.upgrade() else { return };
+                let idle = conn
+                    .last_send
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .elapsed();
+                if idle >= every && conn.send(&Message::Keepalive).is_err() {
+                    return;
+                }
+            });
+        spawned.expect("cannot start the keepalive thread");
     }
 }
 
@@ -242,18 +248,21 @@ impl Input {
         });
         let weak = Arc::downgrade(&watch);
         let tick = (timeout / 4).max(Duration::from_millis(20));
-        std::thread::spawn(move || loop {
-            std::thread::sleep(tick);
-            let Some(w) = weak.upgrade() else { return };
-            let last = Duration::from_millis(w.last.load(std::sync::atomic::Ordering::Relaxed));
-            if w.base.elapsed().saturating_sub(last) >= w.timeout {
-                w.fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                if let Some(abort) = &abort {
-                    abort();
+        let spawned = std::thread::Builder::new()
+            .name("ds-watchdog".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                let Some(w) = weak.upgrade() else { return };
+                let last = Duration::from_millis(w.last.load(std::sync::atomic::Ordering::Relaxed));
+                if w.base.elapsed().saturating_sub(last) >= w.timeout {
+                    w.fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(abort) = &abort {
+                        abort();
+                    }
+                    return;
                 }
-                return;
-            }
-        });
+            });
+        spawned.expect("cannot start the idle watchdog");
         self.watch = Some(watch);
     }
 
@@ -468,33 +477,36 @@ impl GroupWriter {
             room: std::sync::Condvar::new(),
         });
         let sh = shared.clone();
-        let flusher = std::thread::spawn(move || {
-            let mut batch = Vec::new();
-            loop {
-                {
-                    let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
-                    while g.queue.is_empty() && !g.closed {
-                        g = sh.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+        let flusher = std::thread::Builder::new()
+            .name("ds-writer".into())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                loop {
+                    {
+                        let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+                        while g.queue.is_empty() && !g.closed {
+                            g = sh.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if g.queue.is_empty() {
+                            return;
+                        }
+                        std::mem::swap(&mut g.queue, &mut batch);
+                        sh.room.notify_all();
                     }
-                    if g.queue.is_empty() {
+                    let r = out.write_all(&batch).and_then(|_| out.flush());
+                    sh.backlog
+                        .fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
+                    batch.clear();
+                    if let Err(e) = r {
+                        let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+                        g.failed = Some((e.kind(), e.to_string()));
+                        g.queue.clear();
+                        sh.room.notify_all();
                         return;
                     }
-                    std::mem::swap(&mut g.queue, &mut batch);
-                    sh.room.notify_all();
                 }
-                let r = out.write_all(&batch).and_then(|_| out.flush());
-                sh.backlog
-                    .fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
-                batch.clear();
-                if let Err(e) = r {
-                    let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
-                    g.failed = Some((e.kind(), e.to_string()));
-                    g.queue.clear();
-                    sh.room.notify_all();
-                    return;
-                }
-            }
-        });
+            })
+            .expect("cannot start the session's writer thread");
         let writer = Box::new(GroupWriter {
             shared,
             flusher: Some(flusher),

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -120,7 +119,10 @@ impl RemoteSource {
         let (ltx, lrx) = channel();
         let sh = shared.clone();
         let caps = conn.capabilities();
-        let reader = std::thread::spawn(move || read_loop(input, caps, ltx, &sh));
+        let reader = std::thread::Builder::new()
+            .name("ds-reader".into())
+            .spawn(move || read_loop(input, caps, ltx, &sh))
+            .expect("cannot start the session's reader thread");
         Self {
             conn,
             shared,
@@ -615,10 +617,12 @@ impl Source for RemoteSource {
         let mut sent = self.take_prefetched(rel);
         loop {
             tries += 1;
-            let mut tmp = dst.temp_beside(rel).map_err(|e| TransferError::Io {
-                op: "create temporary",
-                source: e,
-            })?;
+            let mut tmp =
+                dst.new_file_beside(rel, entry.mode())
+                    .map_err(|e| TransferError::Io {
+                        op: "create temporary",
+                        source: e,
+                    })?;
             // Over the network a delta pays whenever there is an old file worth reading.
             let basis = match old {
                 Some(o) if !whole && wants_basis(Some(o), opts) => {
@@ -662,22 +666,7 @@ impl Source for RemoteSource {
                         mtime: f.mtime,
                         kind: entry.kind(),
                     };
-                    crate::exec::meta::apply_fd(tmp.file().as_fd(), &meta, &opts.meta).map_err(
-                        |e| TransferError::Io {
-                            op: "set metadata",
-                            source: e,
-                        },
-                    )?;
-                    if opts.fsync {
-                        tmp.file().sync_all().map_err(|e| TransferError::Io {
-                            op: "fsync",
-                            source: e,
-                        })?;
-                    }
-                    tmp.commit().map_err(|e| TransferError::Io {
-                        op: "rename into place",
-                        source: e,
-                    })?;
+                    crate::exec::transfer::finish_temp(tmp, &meta, opts)?;
                     return Ok(Moved {
                         size: f.size,
                         literal: f.size - f.matched,

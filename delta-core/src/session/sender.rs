@@ -119,9 +119,15 @@ pub fn serve_tree_at(
     let rx = Mutex::new(rx);
     let credit = Credit::new(conn.capabilities() & CAP_LIST_CREDIT != 0);
     std::thread::scope(|s| {
-        s.spawn(|| send_listing(conn, root, walk, &credit));
+        std::thread::Builder::new()
+            .name("ds-lister".into())
+            .spawn_scoped(s, || send_listing(conn, root, walk, &credit))
+            .expect("cannot start the listing thread");
         for _ in 0..WORKERS {
-            s.spawn(|| work(conn, &tree, seed, &rx));
+            std::thread::Builder::new()
+                .name("ds-sender".into())
+                .spawn_scoped(s, || work(conn, &tree, seed, &rx))
+                .expect("cannot start a sending thread");
         }
         let answer = Answer {
             conn,
@@ -196,10 +202,20 @@ struct Answer<'a> {
     tx: std::sync::mpsc::SyncSender<Work>,
 }
 
+/// Replies to a batch of requests answered here leave in one write once this many bytes of
+/// them are ready (and at the end of the batch): one wake-up of the writer, and of the
+/// receiver's reader, per batch instead of per file.
+const REPLY_BATCH: usize = 256 << 10;
+
 impl Answer<'_> {
-    /// Answers a request for a whole file: small ones here, the rest by a worker. `false`
-    /// when the workers are gone.
-    fn whole(&self, r: crate::protocol::Request) -> Result<bool, SessionError> {
+    /// Answers a request for a whole file: small ones here (their replies appended to
+    /// `replies`, sent by [`Self::flush`]), the rest by a worker. `false` when the workers
+    /// are gone.
+    fn whole(
+        &self,
+        r: crate::protocol::Request,
+        replies: &mut Replies,
+    ) -> Result<bool, SessionError> {
         let work = Work::File {
             id: r.id,
             path: r.path,
@@ -207,12 +223,34 @@ impl Answer<'_> {
             sig: None,
         };
         if r.size_hint <= INLINE_MAX {
-            serve(self.conn, self.tree, self.seed, work)?;
+            serve_into(self.conn, self.tree, self.seed, work, replies)?;
+            if replies.bytes >= REPLY_BATCH {
+                self.flush(replies)?;
+            }
             Ok(true)
         } else {
             Ok(self.tx.send(work).is_ok())
         }
     }
+
+    /// Sends the replies gathered so far, in one write.
+    fn flush(&self, replies: &mut Replies) -> Result<(), SessionError> {
+        replies.bytes = 0;
+        if replies.msgs.is_empty() {
+            return Ok(());
+        }
+        let r = self.conn.send_all(&replies.msgs);
+        replies.msgs.clear();
+        r
+    }
+}
+
+/// Replies waiting to be sent together (see [`REPLY_BATCH`]).
+#[derive(Default)]
+struct Replies {
+    msgs: Vec<Message>,
+    /// File data among `msgs`.
+    bytes: usize,
 }
 
 fn read_requests(
@@ -223,6 +261,7 @@ fn read_requests(
 ) -> Result<(), SessionError> {
     let tx = &answer.tx;
     let mut sigs: HashMap<u32, (Vec<u8>, u64, Vec<u8>)> = HashMap::new();
+    let mut replies = Replies::default();
     loop {
         match input.next_message()? {
             None => {
@@ -242,16 +281,21 @@ fn read_requests(
                     {
                         return Err(SessionError::Unexpected("duplicate request id"));
                     }
-                } else if !answer.whole(r)? {
-                    return Ok(());
+                } else {
+                    let more = answer.whole(r, &mut replies)?;
+                    answer.flush(&mut replies)?;
+                    if !more {
+                        return Ok(());
+                    }
                 }
             }
             Some(Message::Requests(rs)) => {
                 for r in rs {
-                    if !answer.whole(r)? {
-                        return Ok(());
+                    if !answer.whole(r, &mut replies)? {
+                        return answer.flush(&mut replies);
                     }
                 }
+                answer.flush(&mut replies)?;
             }
             Some(Message::SigChunk { id, bytes }) => {
                 let (_, _, buf) = sigs
@@ -350,6 +394,21 @@ fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
 
 /// Answers one request; `Err` only when the connection failed.
 fn serve(conn: &Conn, tree: &Tree, seed: u64, job: Work) -> Result<(), SessionError> {
+    let mut replies = Replies::default();
+    serve_into(conn, tree, seed, job, &mut replies)?;
+    conn.send_all(&replies.msgs)
+}
+
+/// Answers one request: whatever does not fit in one chunk is sent as it is read, and the
+/// reply's tail (its last chunk and its end) is appended to `replies` for the caller to send.
+/// `Err` only when the connection failed.
+fn serve_into(
+    conn: &Conn,
+    tree: &Tree,
+    seed: u64,
+    job: Work,
+    replies: &mut Replies,
+) -> Result<(), SessionError> {
     match job {
         Work::File {
             id,
@@ -363,8 +422,9 @@ fn serve(conn: &Conn, tree: &Tree, seed: u64, job: Work) -> Result<(), SessionEr
                 buf: Vec::new(),
                 failed: None,
             };
-            let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out);
-            status.and_then(|status| out.finish(status))
+            let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out)?;
+            out.finish_into(status, replies);
+            Ok(())
         }
         Work::Digest { id, path } => {
             let status = match crate::exec::transfer::file_digest(tree, &path) {
@@ -372,7 +432,8 @@ fn serve(conn: &Conn, tree: &Tree, seed: u64, job: Work) -> Result<(), SessionEr
                 Err(e) if e.kind() == io::ErrorKind::NotFound => DigestStatus::Vanished,
                 Err(e) => DigestStatus::Failed(e.to_string()),
             };
-            conn.send(&Message::DigestReply { id, status })
+            replies.msgs.push(Message::DigestReply { id, status });
+            Ok(())
         }
     }
 }
@@ -522,19 +583,18 @@ impl ChunkWriter<'_> {
         }
     }
 
-    /// Sends the buffered tail and the end of this transfer in one write (a small file is
-    /// then one write and one wake-up at the other end).
-    fn finish(mut self, status: DataStatus) -> Result<(), SessionError> {
-        let end = Message::DataEnd {
+    /// Appends the buffered tail and the end of this transfer to `replies`, to be sent in one
+    /// write (a small file is then part of one write and one wake-up at the other end).
+    fn finish_into(mut self, status: DataStatus, replies: &mut Replies) {
+        if !self.buf.is_empty() {
+            let bytes = std::mem::take(&mut self.buf);
+            replies.bytes += bytes.len();
+            replies.msgs.push(Message::DataChunk { id: self.id, bytes });
+        }
+        replies.msgs.push(Message::DataEnd {
             id: self.id,
             status,
-        };
-        if self.buf.is_empty() {
-            return self.conn.send(&end);
-        }
-        let bytes = std::mem::take(&mut self.buf);
-        self.conn
-            .send_all(&[Message::DataChunk { id: self.id, bytes }, end])
+        });
     }
 }
 

@@ -232,7 +232,10 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
     let mut st = State::default();
     std::thread::scope(|s| {
         for _ in 0..opts.transfers {
-            s.spawn(|| worker(&ctx, &rx));
+            std::thread::Builder::new()
+                .name("ds-transfer".into())
+                .spawn_scoped(s, || worker(&ctx, &rx))
+                .expect("cannot start a transfer thread");
         }
         plan_and_dispatch(&ctx, src_walk, dst_walk, &tx, &mut st);
         drop(tx);
