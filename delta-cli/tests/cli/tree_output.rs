@@ -374,10 +374,15 @@ fn a_file_that_vanishes_mid_pass_gives_exit_24() {
         let started = Instant::now();
         let mut deleted = false;
         while started.elapsed() < Duration::from_secs(10) {
-            let busy = std::fs::read_dir(&dst.root)
+            // Writing a.big: the child has a file open beneath the destination (an unnamed
+            // one shows as `DST/#N (deleted)`, a named temporary as `DST/.a.big.dstmp.X`).
+            let under = format!("{}/", dst.root.display());
+            let busy = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
                 .map(|d| {
-                    d.filter_map(Result::ok)
-                        .any(|e| e.file_name().to_string_lossy().starts_with(".a.big."))
+                    d.filter_map(Result::ok).any(|e| {
+                        std::fs::read_link(e.path())
+                            .is_ok_and(|t| t.to_string_lossy().starts_with(&under))
+                    })
                 })
                 .unwrap_or(false);
             if busy {
