@@ -16,6 +16,7 @@
 
 mod dirs;
 mod pass;
+mod queue;
 pub mod source;
 
 use std::path::{Path, PathBuf};

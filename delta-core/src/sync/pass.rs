@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::exec::meta::{Meta, MetaOptions};
@@ -16,6 +15,7 @@ use crate::plan::{decide, merge, Action, ChangeFlags, CompareOptions, Decision, 
 use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, WalkBuilder};
 use crate::tree::Tree;
 
+use super::queue::{CloseOnDrop, WorkQueue};
 use super::source::{Listing, LocalSource, Source};
 
 use super::dirs::{contains, fs_root_refusal, is_fs_root, PendingDirs};
@@ -227,18 +227,17 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
         Box::new(std::iter::empty())
     };
 
-    let (tx, rx) = sync_channel::<Task>(opts.transfers * 8);
-    let rx = Mutex::new(rx);
+    let queue = WorkQueue::<Task>::new(opts.transfers * 8);
     let mut st = State::default();
     std::thread::scope(|s| {
         for _ in 0..opts.transfers {
             std::thread::Builder::new()
                 .name("ds-transfer".into())
-                .spawn_scoped(s, || worker(&ctx, &rx))
+                .spawn_scoped(s, || worker(&ctx, &queue))
                 .expect("cannot start a transfer thread");
         }
-        plan_and_dispatch(&ctx, src_walk, dst_walk, &tx, &mut st);
-        drop(tx);
+        let _close = CloseOnDrop(&queue);
+        plan_and_dispatch(&ctx, src_walk, dst_walk, &queue, &mut st);
     });
     finish(&ctx, st, started)
 }
@@ -284,7 +283,7 @@ fn plan_and_dispatch(
     ctx: &Ctx<'_>,
     src_walk: Listing,
     dst_walk: Box<dyn Iterator<Item = Result<Entry, ScanError>> + Send>,
-    tx: &std::sync::mpsc::SyncSender<Task>,
+    tx: &WorkQueue<Task>,
     st: &mut State,
 ) {
     let opts = &ctx.job.opts;
@@ -406,13 +405,7 @@ fn destination_only(ctx: &Ctx<'_>, st: &mut State, d: Entry) {
 }
 
 /// A selected source entry, with the destination entry at the same path if any.
-fn source_entry(
-    ctx: &Ctx<'_>,
-    st: &mut State,
-    tx: &std::sync::mpsc::SyncSender<Task>,
-    s: Entry,
-    d: Option<Entry>,
-) {
+fn source_entry(ctx: &Ctx<'_>, st: &mut State, tx: &WorkQueue<Task>, s: Entry, d: Option<Entry>) {
     let opts = &ctx.job.opts;
     let lazy_dirs = !opts.empty_dirs && opts.mode != Mode::Check;
     if lazy_dirs {
@@ -533,16 +526,11 @@ fn source_entry(
                 topts.meta = ctx.meta;
                 ctx.src.prepare(s.path(), &s, old, &topts);
             }
-            if tx
-                .send(Task {
-                    src: s,
-                    dst: d,
-                    decision,
-                })
-                .is_err()
-            {
-                ctx.problem(b"", Problem::Failed, "transfer workers stopped");
-            }
+            tx.put(Task {
+                src: s,
+                dst: d,
+                decision,
+            });
             return;
         }
         Action::SetMeta => {
@@ -626,7 +614,7 @@ fn remember_leader(st: &mut State, s: &Entry, d: Option<&Entry>) {
 
 fn check_entry(
     ctx: &Ctx<'_>,
-    tx: &std::sync::mpsc::SyncSender<Task>,
+    tx: &WorkQueue<Task>,
     s: Entry,
     d: Option<Entry>,
     decision: Decision,
@@ -637,7 +625,7 @@ fn check_entry(
             ctx.changed(&s, Action::Create, decision.flags, 0, 0, None);
         }
         Action::Checksum => {
-            let _ = tx.send(Task {
+            tx.put(Task {
                 src: s,
                 dst: d,
                 decision,
@@ -666,13 +654,8 @@ fn file_type_bits(kind: EntryKind) -> u32 {
 }
 
 /// A transfer worker: takes files until the planner is done.
-fn worker(ctx: &Ctx<'_>, rx: &Mutex<Receiver<Task>>) {
-    loop {
-        let task = {
-            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
-            guard.recv()
-        };
-        let Ok(task) = task else { return };
+fn worker(ctx: &Ctx<'_>, queue: &WorkQueue<Task>) {
+    while let Some(task) = queue.take() {
         if ctx.source_lost() {
             continue;
         }
