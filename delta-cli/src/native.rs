@@ -4,6 +4,7 @@
 //! 23 some entries failed; 24 some source files vanished; 25 deletions stopped by
 //! `--max-delete` or a safety rail.
 
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -138,11 +139,32 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
     Ok(report.outcome.exit_code())
 }
 
+/// A descriptor of its own for `fd` (standard input or output), its pipe widened.
+fn raw(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::fs::File> {
+    delta_core::transport::pipe::widen(fd);
+    Ok(std::fs::File::from(fd.try_clone_to_owned()?))
+}
+
 /// `deltasync server`: the far side of a session, on standard input and output.
 pub fn server() -> ExitCode {
     // A client that stalls past the job's --timeout: nothing more can be done here, and
     // threads may be blocked writing to it; leave as rsync does (code 30).
-    let duplex = Duplex::new(std::io::stdin(), std::io::stdout()).with_abort(|| {
+    // The raw descriptors, not std's locked and line-buffered handles: frames are binary
+    // and already written whole; the pipes from sshd are widened for bulk data.
+    let (input, output) = match (
+        raw(std::io::stdin().as_fd()),
+        raw(std::io::stdout().as_fd()),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("deltasync server: standard input or output: {e}");
+            }
+            return ExitCode::from(12);
+        }
+    };
+    let duplex = Duplex::new(input, output).with_abort(|| {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("deltasync server: the client sent nothing within --timeout; giving up");

@@ -17,6 +17,7 @@
 
 #[cfg(feature = "libssh2")]
 pub mod libssh2;
+pub mod pipe;
 pub mod tune;
 
 use std::ffi::OsString;
@@ -147,6 +148,11 @@ impl SshCommand {
             })?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
+        {
+            use std::os::fd::AsFd;
+            pipe::widen(stdin.as_fd());
+            pipe::widen(stdout.as_fd());
+        }
         Ok(SshChild {
             child,
             stdin: Some(stdin),
