@@ -90,7 +90,7 @@ fn write_all(to: &mut File, mut data: &[u8]) -> io::Result<()> {
 /// the relay adds no latency beyond a thread hop), counting each chunk in direction `dir`.
 /// Returns when `from` ends or `to` is closed.
 fn pump(mut from: File, mut to: File, counters: &Counters, dir: u8) {
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; delta_core::transport::pipe::CAPACITY];
     loop {
         let n = match read_some(&mut from, &mut buf) {
             Ok(0) => return,
@@ -133,6 +133,11 @@ fn main() {
     let counters = Arc::new(Counters::default());
     let child_in = File::from(OwnedFd::from(child.stdin.take().unwrap()));
     let child_out = File::from(OwnedFd::from(child.stdout.take().unwrap()));
+    // The relay's own pipes to ssh as wide as a tool's may be, so that the relay does not
+    // cut a tool's writes into 64 KiB steps it would not take without it (the pipes between
+    // the tool and the relay are the tool's: deltasync widens them, rsync does not).
+    delta_core::transport::pipe::widen(child_in.as_fd());
+    delta_core::transport::pipe::widen(child_out.as_fd());
     {
         let c = Arc::clone(&counters);
         // Not joined: it may sit in a read of our stdin after the child has gone, until the
