@@ -16,9 +16,11 @@
 //! replace old ones by rename from a temporary name, so a reader sees the old entry or the
 //! new one.
 //!
-//! Temporaries are named like [`crate::replace`]'s (`.<name>.dstmp.<8 hex>`), so
-//! [`crate::replace::is_temp_name`] recognises strays. Metadata is applied through
-//! [`crate::exec::meta`].
+//! New file content is written to an unnamed file (`O_TMPFILE`) where the file system and the
+//! process allow it, linked as its target on commit (or, when the name is taken, linked under
+//! a temporary name and renamed over it); elsewhere to a named temporary. Temporaries are named
+//! like [`crate::replace`]'s (`.<name>.dstmp.<8 hex>`), so [`crate::replace::is_temp_name`]
+//! recognises strays. Metadata is applied through [`crate::exec::meta`].
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
