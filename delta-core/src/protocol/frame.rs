@@ -175,6 +175,20 @@ impl FrameDecoder {
         }))
     }
 
+    /// Whether a whole frame is buffered (or the decoder failed): [`Self::next`] would return
+    /// without more input.
+    pub fn has_frame(&self) -> bool {
+        let pending = &self.buf[self.start..];
+        if self.failed.is_some() {
+            return true;
+        }
+        if pending.len() < FRAME_HEADER_LEN {
+            return false;
+        }
+        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        pending.len() >= 4 + len
+    }
+
     /// The next complete frame decoded as a message.
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
         match self.next()? {
@@ -537,6 +551,29 @@ mod tests {
             assert_eq!(d.frames(), msgs.len() as u64);
             d.finish().unwrap();
         }
+    }
+
+    #[test]
+    fn has_frame_says_whether_next_can_answer_without_more_input() {
+        let (bytes, msgs) = stream(Some(3));
+        let mut d = FrameDecoder::expecting_hello();
+        assert!(!d.has_frame());
+        let mut got = 0;
+        // Byte by byte: `has_frame` turns true exactly when a frame is complete.
+        for b in &bytes {
+            d.push(std::slice::from_ref(b));
+            while d.has_frame() {
+                assert!(d.next().unwrap().is_some());
+                got += 1;
+            }
+            assert!(d.next().unwrap().is_none());
+        }
+        assert_eq!(got, msgs.len());
+        // A failed decoder answers at once, with its error.
+        let mut d = FrameDecoder::new();
+        d.push(&[0xff; 16]);
+        assert!(d.has_frame());
+        assert!(d.next().is_err());
     }
 
     /// `n` bytes zstd cannot shrink (xorshift from `seed`).

@@ -307,6 +307,12 @@ impl Input {
         }
     }
 
+    /// Whether the next message is already read (so [`Self::next_message`] will not wait for
+    /// the peer; a keepalive counts).
+    pub fn has_buffered_message(&self) -> bool {
+        self.decoder.has_frame()
+    }
+
     /// The next message; the end of input is an error here.
     pub fn expect(&mut self, what: &'static str) -> Result<Message, SessionError> {
         match self.next_message()? {

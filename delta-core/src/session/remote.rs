@@ -19,7 +19,7 @@ use crate::protocol::{
 };
 use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
 use crate::signature::{Signature, SignatureFormat, SignatureOptions};
-use crate::sync::source::{Listing, Source};
+use crate::sync::source::{Listing, Ready, Source, Waker};
 use crate::transport::Duplex;
 use crate::tree::Tree;
 
@@ -35,10 +35,15 @@ enum Reply {
     Lost(String),
 }
 
+/// Where an open request's replies go, and for one sent ahead, its completion flag.
+type Route = (SyncSender<Reply>, Option<Ready>);
+
 struct Shared {
-    /// Open requests: where their replies go, and whether it was sent ahead (its replies
-    /// must fit the channel: nobody may be reading it yet).
-    pending: Mutex<HashMap<u32, (SyncSender<Reply>, bool)>>,
+    /// Open requests: where their replies go, and for one sent ahead the flag set when its
+    /// reply is complete (its replies must fit the channel: nobody may be reading it yet).
+    pending: Mutex<HashMap<u32, Route>>,
+    /// The pass's signal that flags turned true (see [`Source::set_waker`]).
+    waker: Mutex<Option<Waker>>,
     lost: Mutex<Option<String>>,
     /// Listing entries granted to the sender beyond the initial window.
     granted: std::sync::atomic::AtomicU64,
@@ -111,6 +116,7 @@ impl RemoteSource {
     pub fn over(conn: Arc<Conn>, input: Input, seed: u64, describe: String) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
+            waker: Mutex::new(None),
             lost: Mutex::new(None),
             granted: Default::default(),
         });
@@ -146,24 +152,32 @@ impl RemoteSource {
 
     /// Registers a request id and its reply channel.
     fn register(&self) -> Result<(u32, Receiver<Reply>), TransferError> {
-        self.register_as(false)
+        self.register_as(false).map(|(id, rx, _)| (id, rx))
     }
 
     /// Registers a request id and its reply channel; `ahead`: for a request sent before a
     /// transfer waits on it, whose replies (one chunk and the end, from an honest sender) must
     /// fit the channel: more ends the session rather than block the one reader.
-    fn register_as(&self, ahead: bool) -> Result<(u32, Receiver<Reply>), TransferError> {
+    /// Returns, for a request sent ahead, the flag set once its reply is complete.
+    fn register_as(
+        &self,
+        ahead: bool,
+    ) -> Result<(u32, Receiver<Reply>, Option<Ready>), TransferError> {
+        // Checked under the lock the reader drains with when the session ends (it sets `lost`
+        // first): a request registered here is either refused or drained, never left behind.
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(why) = self.lost() {
             return Err(lost_err(&why));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = sync_channel(16);
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (tx, ahead));
-        Ok((id, rx))
+        let ready = ahead.then(Ready::default);
+        pending.insert(id, (tx, ready.clone()));
+        Ok((id, rx, ready))
     }
 
     /// Sends the request for `rel` (whole, no signature) and returns where its replies arrive.
@@ -172,15 +186,15 @@ impl RemoteSource {
         rel: &[u8],
         size_hint: u64,
         ahead: bool,
-    ) -> Result<Pending, TransferError> {
-        let (id, rx) = self.register_as(ahead)?;
+    ) -> Result<(Pending, Option<Ready>), TransferError> {
+        let (id, rx, ready) = self.register_as(ahead)?;
         self.send(&Message::Request(Request {
             id,
             path: rel.to_vec(),
             size_hint,
             signature: false,
         }))?;
-        Ok((id, rx))
+        Ok(((id, rx), ready))
     }
 
     /// The request sent ahead for `rel`, if any; sends its batch now if it is still queued.
@@ -227,7 +241,7 @@ impl RemoteSource {
     ) -> Result<Fetched, TransferError> {
         let (id, rx) = match (sent, basis) {
             (Some(p), None) => p,
-            (_, None) => self.request_whole(rel, size_hint, false)?,
+            (_, None) => self.request_whole(rel, size_hint, false)?.0,
             (_, Some(_)) => {
                 let (id, rx) = self.register()?;
                 self.send(&Message::Request(Request {
@@ -475,29 +489,44 @@ fn read_loop(
     // Entries received; a sender that negotiated flow control must stay within its credit.
     let mut received = 0u64;
     let window = (input_caps & CAP_LIST_CREDIT != 0).then_some(u64::from(LIST_CREDIT));
+    // Replies to requests sent ahead completed since the pass was last woken.
+    let mut completed = 0usize;
     let why = loop {
+        // Wake the pass once per batch: when no further frame is buffered (the next read may
+        // wait), or every WAKE_EVERY replies.
+        if completed > 0 && (completed >= WAKE_EVERY || !input.has_buffered_message()) {
+            completed = 0;
+            shared.wake();
+        }
         let msg = match input.next_message() {
             Ok(Some(m)) => m,
             Ok(None) => break "the far side closed the connection".to_string(),
             Err(e) => break e.to_string(),
         };
-        let route = |id: u32, reply: Reply, last: bool| {
+        let mut route = |id: u32, reply: Reply, last: bool| {
             let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
             let tx = if last {
                 p.remove(&id)
             } else {
                 p.get(&id).cloned()
             };
+            drop(p);
             match tx {
-                Some((tx, false)) => {
+                Some((tx, None)) => {
                     let _ = tx.send(reply);
                     Ok(())
                 }
-                Some((tx, true)) => match tx.try_send(reply) {
+                Some((tx, Some(ready))) => match tx.try_send(reply) {
                     Err(std::sync::mpsc::TrySendError::Full(_)) => Err(format!(
                         "the far side sent more replies to request {id} than a small file takes"
                     )),
-                    _ => Ok(()),
+                    _ => {
+                        if last {
+                            ready.store(true, Ordering::Release);
+                            completed += 1;
+                        }
+                        Ok(())
+                    }
                 },
                 None => Err(format!("reply for unknown request {id}")),
             }
@@ -566,14 +595,34 @@ fn read_loop(
         }));
     }
     *shared.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-    for (_, (tx, _)) in shared
+    let ended: Vec<_> = shared
         .pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .drain()
-    {
+        .collect();
+    for (_, (tx, ready)) in ended {
         // Never wait here: a full channel's reader learns of the end when it is dropped.
         let _ = tx.try_send(Reply::Lost(why.clone()));
+        // Its transfer may run now, and learn that the session is over.
+        if let Some(r) = ready {
+            r.store(true, Ordering::Release);
+        }
+    }
+    shared.wake();
+}
+
+/// Replies to requests sent ahead after which the reader wakes the pass even while more
+/// frames are buffered.
+const WAKE_EVERY: usize = 32;
+
+impl Shared {
+    /// Tells the pass that prepared data arrived.
+    fn wake(&self) {
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = waker {
+            w();
+        }
     }
 }
 
@@ -688,23 +737,26 @@ impl Source for RemoteSource {
         }
     }
 
-    fn prepare(&self, rel: &[u8], entry: &Entry, old: Option<&Entry>, opts: &TransferOptions) {
+    fn prepare(
+        &self,
+        rel: &[u8],
+        entry: &Entry,
+        old: Option<&Entry>,
+        opts: &TransferOptions,
+    ) -> Option<Ready> {
         if entry.size() > PREFETCH_MAX || wants_basis(old, opts) {
-            return;
+            return None;
         }
         if self.conn.capabilities() & CAP_REQUESTS == 0 {
             // A failed send is the session ending; the transfer reports it.
-            if let Ok(p) = self.request_whole(rel, entry.size(), true) {
-                self.prefetched
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(rel.into(), p);
-            }
-            return;
+            let (p, ready) = self.request_whole(rel, entry.size(), true).ok()?;
+            self.prefetched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.into(), p);
+            return ready;
         }
-        let Ok((id, rx)) = self.register_as(true) else {
-            return;
-        };
+        let (id, rx, ready) = self.register_as(true).ok()?;
         self.prefetched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -724,6 +776,17 @@ impl Source for RemoteSource {
             }
         };
         let _ = self.send_batch(full);
+        ready
+    }
+
+    fn flush_prepared(&self) {
+        let batch = std::mem::take(&mut *self.unsent.lock().unwrap_or_else(|e| e.into_inner()));
+        // A failed send is the session ending: the reader marks every request ready.
+        let _ = self.send_batch(batch);
+    }
+
+    fn set_waker(&self, wake: Option<Waker>) {
+        *self.shared.waker.lock().unwrap_or_else(|e| e.into_inner()) = wake;
     }
 
     fn digest(&self, rel: &[u8]) -> io::Result<[u8; 16]> {

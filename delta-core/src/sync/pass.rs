@@ -16,7 +16,7 @@ use crate::scan::{Entry, EntryKind, ScanError, ScanErrorKind, WalkBuilder};
 use crate::tree::Tree;
 
 use super::queue::{CloseOnDrop, WorkQueue};
-use super::source::{Listing, LocalSource, Source};
+use super::source::{Listing, LocalSource, Ready, Source};
 
 use super::dirs::{contains, fs_root_refusal, is_fs_root, PendingDirs};
 use super::{Mode, SyncError, SyncJob};
@@ -26,6 +26,17 @@ struct Task {
     src: Entry,
     dst: Option<Entry>,
     decision: Decision,
+    /// Set when the data the source prepared for this transfer is here (`None`: nothing
+    /// prepared, ready now).
+    ready: Option<Ready>,
+}
+
+impl Task {
+    fn is_ready(&self) -> bool {
+        self.ready
+            .as_ref()
+            .is_none_or(|r| r.load(std::sync::atomic::Ordering::Acquire))
+    }
 }
 
 /// What every part of the pass shares.
@@ -227,7 +238,13 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
         Box::new(std::iter::empty())
     };
 
-    let queue = WorkQueue::<Task>::new(opts.transfers * 8);
+    let queue = Arc::new(WorkQueue::<Task>::new(opts.transfers * 8, Task::is_ready));
+    let weak = Arc::downgrade(&queue);
+    ctx.src.set_waker(Some(Arc::new(move || {
+        if let Some(q) = weak.upgrade() {
+            q.wake();
+        }
+    })));
     let mut st = State::default();
     std::thread::scope(|s| {
         for _ in 0..opts.transfers {
@@ -236,9 +253,10 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
                 .spawn_scoped(s, || worker(&ctx, &queue))
                 .expect("cannot start a transfer thread");
         }
-        let _close = CloseOnDrop(&queue);
+        let _close = CloseOnDrop(&*queue);
         plan_and_dispatch(&ctx, src_walk, dst_walk, &queue, &mut st);
     });
+    ctx.src.set_waker(None);
     finish(&ctx, st, started)
 }
 
@@ -518,18 +536,20 @@ fn source_entry(ctx: &Ctx<'_>, st: &mut State, tx: &WorkQueue<Task>, s: Entry, d
             Ok(())
         }
         Action::Create | Action::Update | Action::Checksum => {
+            let mut ready = None;
             if decision.action != Action::Checksum && !dry {
                 let old = d
                     .as_ref()
                     .filter(|d| d.kind() == EntryKind::File && !decision.replace);
                 let mut topts = ctx.job.opts.transfer;
                 topts.meta = ctx.meta;
-                ctx.src.prepare(s.path(), &s, old, &topts);
+                ready = ctx.src.prepare(s.path(), &s, old, &topts);
             }
             tx.put(Task {
                 src: s,
                 dst: d,
                 decision,
+                ready,
             });
             return;
         }
@@ -629,6 +649,7 @@ fn check_entry(
                 src: s,
                 dst: d,
                 decision,
+                ready: None,
             });
         }
         Action::Unchanged | Action::Dir | Action::Skip => ctx.emit(Event::Unchanged(s.path())),
@@ -655,7 +676,7 @@ fn file_type_bits(kind: EntryKind) -> u32 {
 
 /// A transfer worker: takes files until the planner is done.
 fn worker(ctx: &Ctx<'_>, queue: &WorkQueue<Task>) {
-    while let Some(task) = queue.take() {
+    while let Some(task) = queue.take(|| ctx.src.flush_prepared()) {
         if ctx.source_lost() {
             continue;
         }
@@ -668,6 +689,7 @@ fn transfer_one(ctx: &Ctx<'_>, task: Task) {
         src: s,
         dst: d,
         mut decision,
+        ..
     } = task;
     let path = s.path();
     if decision.action == Action::Checksum {

@@ -5,6 +5,12 @@
 //! of it, and a worker is woken only when one waits for work. With a channel (one wake-up of
 //! the planner per task taken, and a mutex handed from worker to worker around `recv`), a
 //! pass of many small files spent much of its time switching threads.
+//!
+//! Tasks are taken in order, each only once it is *ready* (a transfer whose data a far source
+//! is still fetching is not; see [`crate::sync::source::Source::prepare`]): workers wait here,
+//! together, instead of each sleeping on its own file's data, and the source wakes them once
+//! per batch of data ([`WorkQueue::wake`]). A worker that takes a task and sees the next one
+//! ready wakes another, so as many run as there is ready work.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -12,11 +18,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 /// A bounded multi-consumer queue (see the module doc).
 pub(crate) struct WorkQueue<T> {
     state: Mutex<State<T>>,
-    /// A task was put, or the queue closed: for idle workers.
-    ready: Condvar,
+    /// A task was put or became ready, or the queue closed: for idle workers.
+    waiting: Condvar,
     /// The queue drained to half: for the planner.
     room: Condvar,
     cap: usize,
+    /// Whether a task may be taken now.
+    ready: fn(&T) -> bool,
 }
 
 struct State<T> {
@@ -29,8 +37,8 @@ struct State<T> {
 }
 
 impl<T> WorkQueue<T> {
-    /// A queue holding at most `cap` tasks (at least 2).
-    pub(crate) fn new(cap: usize) -> Self {
+    /// A queue holding at most `cap` tasks (at least 2), each taken once `ready` says so.
+    pub(crate) fn new(cap: usize, ready: fn(&T) -> bool) -> Self {
         let cap = cap.max(2);
         Self {
             state: Mutex::new(State {
@@ -39,9 +47,10 @@ impl<T> WorkQueue<T> {
                 idle: 0,
                 full: false,
             }),
-            ready: Condvar::new(),
+            waiting: Condvar::new(),
             room: Condvar::new(),
             cap,
+            ready,
         }
     }
 
@@ -59,35 +68,65 @@ impl<T> WorkQueue<T> {
             }
         }
         g.items.push_back(task);
-        if g.idle > 0 {
-            self.ready.notify_one();
+        // A worker takes a ready head; a new head that is not ready needs one to see it too
+        // (and have its data sent for: see `take`'s `before_wait`).
+        if g.idle > 0 && (g.items.len() == 1 || g.items.front().is_some_and(self.ready)) {
+            self.waiting.notify_one();
         }
     }
 
-    /// Takes the oldest task, waiting for one; `None` once the queue is closed and empty.
-    pub(crate) fn take(&self) -> Option<T> {
+    /// Takes the oldest task once it is ready, waiting for that; `None` once the queue is
+    /// closed and empty. `before_wait` runs (without the lock) before waiting on a task that
+    /// is not ready: it must see to it that the task becomes ready.
+    pub(crate) fn take(&self, before_wait: impl Fn()) -> Option<T> {
         let mut g = self.lock();
+        let mut nudged = false;
         loop {
-            if let Some(task) = g.items.pop_front() {
-                if g.full && g.items.len() <= self.cap / 2 {
-                    g.full = false;
-                    self.room.notify_one();
+            match g.items.front() {
+                Some(front) if (self.ready)(front) => {
+                    let task = g.items.pop_front();
+                    if g.full && g.items.len() <= self.cap / 2 {
+                        g.full = false;
+                        self.room.notify_one();
+                    }
+                    if g.closed && g.items.is_empty() {
+                        // Workers waiting for this task to turn ready are done.
+                        self.waiting.notify_all();
+                    } else if g.idle > 0 && g.items.front().is_some_and(self.ready) {
+                        self.waiting.notify_one();
+                    }
+                    return task;
                 }
-                return Some(task);
-            }
-            if g.closed {
-                return None;
+                Some(_) if !nudged => {
+                    drop(g);
+                    before_wait();
+                    nudged = true;
+                    g = self.lock();
+                    continue;
+                }
+                Some(_) => {}
+                None if g.closed => return None,
+                None => {}
             }
             g.idle += 1;
-            g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+            g = self.waiting.wait(g).unwrap_or_else(|e| e.into_inner());
             g.idle -= 1;
+            nudged = false;
+        }
+    }
+
+    /// Tasks may have become ready: wakes a waiting worker (which wakes more if it finds more).
+    pub(crate) fn wake(&self) {
+        let g = self.lock();
+        if g.idle > 0 {
+            self.waiting.notify_one();
         }
     }
 
     /// No more tasks: workers finish what is queued, then [`Self::take`] says `None`.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
-        self.ready.notify_all();
+        self.waiting.notify_all();
     }
 }
 
@@ -105,17 +144,133 @@ impl<T> Drop for CloseOnDrop<'_, T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn always<T>(_: &T) -> bool {
+        true
+    }
+
+    /// A task with a readiness flag (as the pass's, for prepared transfers).
+    type Flagged = (u32, Option<Arc<AtomicBool>>);
+
+    fn flag_set(t: &Flagged) -> bool {
+        t.1.as_ref().is_none_or(|f| f.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn a_task_is_taken_only_once_ready_and_in_order() {
+        let q = WorkQueue::<Flagged>::new(8, flag_set);
+        let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        for (i, f) in flags.iter().enumerate() {
+            q.put((i as u32, Some(f.clone())));
+        }
+        q.put((3, None));
+        let nudges = AtomicUsize::new(0);
+        let got = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while let Some(t) = q.take(|| {
+                        nudges.fetch_add(1, Ordering::SeqCst);
+                    }) {
+                        got.lock().unwrap().push(t.0);
+                    }
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(got.lock().unwrap().is_empty(), "nothing ready yet");
+            assert!(
+                nudges.load(Ordering::SeqCst) >= 1,
+                "the source was asked to send"
+            );
+            // Readiness out of order: the head decides.
+            flags[1].store(true, Ordering::Release);
+            q.wake();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(got.lock().unwrap().is_empty(), "task 0 is still not ready");
+            flags[0].store(true, Ordering::Release);
+            q.wake();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(*got.lock().unwrap(), [0, 1]);
+            flags[2].store(true, Ordering::Release);
+            q.wake();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            q.close();
+        });
+        let mut got = got.into_inner().unwrap();
+        assert_eq!(&got[..2], [0, 1]);
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn workers_waiting_on_the_last_task_of_a_closed_queue_all_finish() {
+        let q = WorkQueue::<Flagged>::new(4, flag_set);
+        let flag = Arc::new(AtomicBool::new(false));
+        q.put((0, Some(flag.clone())));
+        q.close();
+        let taken = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    while q.take(|| {}).is_some() {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            flag.store(true, Ordering::Release);
+            q.wake();
+            // The scope joins every worker: the test hangs if any is left waiting.
+        });
+        assert_eq!(taken.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn many_workers_and_flags_set_late_lose_nothing() {
+        let q = WorkQueue::<Flagged>::new(16, flag_set);
+        let flags: Vec<_> = (0..2000)
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        let seen = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    while let Some(t) = q.take(|| {}) {
+                        seen.lock().unwrap().push(t.0);
+                    }
+                });
+            }
+            // The "reader": sets flags in order, waking once per 7.
+            s.spawn(|| {
+                for (i, f) in flags.iter().enumerate() {
+                    f.store(true, Ordering::Release);
+                    if i % 7 == 6 {
+                        q.wake();
+                    }
+                }
+                q.wake();
+            });
+            let _close = CloseOnDrop(&q);
+            for (i, f) in flags.iter().enumerate() {
+                q.put((i as u32, (i % 3 != 0).then(|| f.clone())));
+            }
+        });
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..2000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn every_task_is_taken_once_and_the_queue_never_holds_more_than_its_bound() {
-        let q = WorkQueue::new(8);
+        let q = WorkQueue::new(8, always);
         let seen = Mutex::new(Vec::new());
         let most = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    while let Some(t) = q.take() {
+                    while let Some(t) = q.take(|| {}) {
                         most.fetch_max(q.lock().items.len(), Ordering::Relaxed);
                         seen.lock().unwrap().push(t);
                     }
@@ -135,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_holds_the_planner_until_half_is_taken() {
-        let q = WorkQueue::new(4);
+        let q = WorkQueue::new(4, always);
         for t in 0..4 {
             q.put(t);
         }
@@ -146,22 +301,22 @@ mod tests {
                 put.store(1, Ordering::SeqCst);
             });
             std::thread::sleep(std::time::Duration::from_millis(50));
-            assert_eq!(q.take(), Some(0));
+            assert_eq!(q.take(|| {}), Some(0));
             std::thread::sleep(std::time::Duration::from_millis(50));
             assert_eq!(put.load(Ordering::SeqCst), 0, "3 of 4 queued: still full");
-            assert_eq!(q.take(), Some(1));
+            assert_eq!(q.take(|| {}), Some(1));
         });
         assert_eq!(put.load(Ordering::SeqCst), 1);
         q.close();
-        let rest: Vec<_> = std::iter::from_fn(|| q.take()).collect();
+        let rest: Vec<_> = std::iter::from_fn(|| q.take(|| {})).collect();
         assert_eq!(rest, [2, 3, 4]);
     }
 
     #[test]
     fn a_planner_that_panics_still_releases_the_workers() {
-        let q = WorkQueue::<u32>::new(4);
+        let q = WorkQueue::<u32>::new(4, always);
         let r = std::thread::scope(|s| {
-            let w = s.spawn(|| std::iter::from_fn(|| q.take()).count());
+            let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).count());
             let planner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _close = CloseOnDrop(&q);
                 q.put(1);
@@ -177,9 +332,9 @@ mod tests {
         /// One worker takes tasks in the order they were put, whatever the bound.
         #[test]
         fn one_worker_sees_fifo_order(cap in 2usize..16, n in 0u32..200) {
-            let q = WorkQueue::new(cap);
+            let q = WorkQueue::new(cap, always);
             let got = std::thread::scope(|s| {
-                let w = s.spawn(|| std::iter::from_fn(|| q.take()).collect::<Vec<_>>());
+                let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).collect::<Vec<_>>());
                 let _close = CloseOnDrop(&q);
                 for t in 0..n {
                     q.put(t);

@@ -12,6 +12,12 @@ use crate::tree::Tree;
 /// A source listing: entries in [`crate::scan::cmp_paths`] order, the root first.
 pub type Listing = Box<dyn Iterator<Item = Result<Entry, ScanError>> + Send>;
 
+/// Set (with `Release`) when the data [`Source::prepare`] asked for is here, or will not come.
+pub type Ready = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// Called by a source when [`Ready`] flags have turned true (see [`Source::set_waker`]).
+pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A source tree as the pass sees it.
 pub trait Source: Send + Sync {
     /// A description for messages (a path, or `host:path`).
@@ -34,8 +40,27 @@ pub trait Source: Send + Sync {
 
     /// A transfer of `rel` is queued and a worker will call [`Source::transfer`] for it soon:
     /// a far source may ask for the data now, so it is on its way (or here) by then. Small
-    /// new files then cost no round trip each. The default does nothing.
-    fn prepare(&self, _rel: &[u8], _entry: &Entry, _old: Option<&Entry>, _opts: &TransferOptions) {}
+    /// new files then cost no round trip each. Returns, for data asked for, a flag that turns
+    /// true once it is all here (or can no longer come): the pass hands the transfer to a
+    /// worker only then, so workers do not sleep one per file waiting for it. The default
+    /// does nothing and returns `None`.
+    fn prepare(
+        &self,
+        _rel: &[u8],
+        _entry: &Entry,
+        _old: Option<&Entry>,
+        _opts: &TransferOptions,
+    ) -> Option<Ready> {
+        None
+    }
+
+    /// Sends whatever [`Source::prepare`] has asked for and still holds back (a far source
+    /// batches its requests); the pass calls this before it waits for prepared data.
+    fn flush_prepared(&self) {}
+
+    /// Where to signal that [`Ready`] flags turned true (`None`: nowhere). A far source
+    /// signals once per batch of data it received, not once per file.
+    fn set_waker(&self, _wake: Option<Waker>) {}
 
     /// The whole-file hash of a source file (for `--checksum`), comparable with
     /// [`transfer::file_digest`] of a destination file.
