@@ -77,7 +77,7 @@ pub fn delta_slice(
     out: &mut dyn Write,
     opts: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {
-    parallel::run(sig, index, Source::Slice(new), out, opts)
+    parallel::run(sig, index, Source::Slice(new), out, opts, &mut Vec::new())
 }
 
 /// Delta of an open file. A live file is read with positioned reads in bounded batches; if it
@@ -89,9 +89,23 @@ pub fn delta_file(
     out: &mut dyn Write,
     opts: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {
+    delta_file_reusing(sig, index, new, out, opts, &mut Vec::new())
+}
+
+/// [`delta_file`], reading an unmapped file into `buf` (grown as needed, kept for the next
+/// call): a fresh read buffer of a batch's size (tens of MiB) per file costs page faults and
+/// zeroing comparable to the search itself, so callers doing many deltas keep one.
+pub fn delta_file_reusing(
+    sig: &Signature,
+    index: &BlockIndex,
+    new: &InputFile,
+    out: &mut dyn Write,
+    opts: &DeltaOptions,
+    buf: &mut Vec<u8>,
+) -> Result<DeltaStats, DeltaError> {
     match new.as_slice() {
-        Some(s) => parallel::run(sig, index, Source::Slice(s), out, opts),
-        None => parallel::run(sig, index, Source::File(new), out, opts),
+        Some(s) => parallel::run(sig, index, Source::Slice(s), out, opts, buf),
+        None => parallel::run(sig, index, Source::File(new), out, opts, buf),
     }
 }
 
@@ -117,5 +131,5 @@ pub fn delta_reader(
     out: &mut dyn Write,
     opts: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {
-    parallel::run(sig, index, Source::Reader(new), out, opts)
+    parallel::run(sig, index, Source::Reader(new), out, opts, &mut Vec::new())
 }

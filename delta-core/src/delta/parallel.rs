@@ -40,6 +40,7 @@ pub(crate) fn run(
     mut source: Source<'_>,
     out: &mut dyn Write,
     opts: &DeltaOptions,
+    buf: &mut Vec<u8>,
 ) -> Result<DeltaStats, DeltaError> {
     let bl = sig.block_len() as usize;
     let native = sig.format().is_native();
@@ -99,7 +100,11 @@ pub(crate) fn run(
     let batch_segments = threads * 2;
     let mut cursor = 0u64; // everything before `cursor` is covered by written commands
     let mut digests: Vec<u128> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
+    // A file's batches are read into `buf` (only ever grown: a reused buffer is not zeroed
+    // again); a stream's start empty.
+    if let Source::Reader(_) = source {
+        buf.clear();
+    }
     let mut base = 0u64; // absolute offset of the batch's first byte
     let mut carry = 0usize; // bytes at the front of `buf` already read (stream overshoot)
     loop {
@@ -115,16 +120,19 @@ pub(crate) fn run(
             Source::File(f) => {
                 let len = f.len();
                 let n = (want as u64).min(len - base) as usize;
-                buf.resize(n, 0);
+                if buf.len() < n {
+                    buf.resize(n, 0);
+                }
+                let batch = &mut buf[..n];
                 // Read the batch on all threads: positioned reads of disjoint pieces.
                 let f = &**f;
                 let read =
                     |(i, piece): (usize, &mut [u8])| f.read_full_at(piece, base + (i * seg) as u64);
                 let pieces: Vec<std::io::Result<usize>> = match &pool {
                     Some(p) => {
-                        p.install(|| buf.par_chunks_mut(seg).enumerate().map(read).collect())
+                        p.install(|| batch.par_chunks_mut(seg).enumerate().map(read).collect())
                     }
-                    None => buf.par_chunks_mut(seg).enumerate().map(read).collect(),
+                    None => batch.par_chunks_mut(seg).enumerate().map(read).collect(),
                 };
                 let mut got = 0;
                 for r in pieces {
@@ -136,12 +144,12 @@ pub(crate) fn run(
                         got: base + got as u64,
                     });
                 }
-                (&buf[..], base + n as u64 == len)
+                (&buf[..n], base + n as u64 == len)
             }
             Source::Reader(r) => {
                 // Grow the buffer only as data arrives: a small stream costs a small buffer.
                 buf.truncate(carry);
-                let got = read_to_end_limited(&mut **r, &mut buf, want - carry)?;
+                let got = read_to_end_limited(&mut **r, buf, want - carry)?;
                 let eof = carry + got < want;
                 (&buf[..], eof)
             }

@@ -59,6 +59,12 @@ pub(crate) fn check_all_paths(
                 delta_path(&sig, &index, new_file.path(), access, &mut d, &opts).unwrap();
                 deltas.push(("file", d));
             }
+            // A reused buffer, longer than the file and holding another file's bytes.
+            let live = crate::input::InputFile::open(new_file.path(), Access::Live).unwrap();
+            let mut stale = vec![0xAB; new.len() + 4099];
+            let mut d = Vec::new();
+            delta_file_reusing(&sig, &index, &live, &mut d, &opts, &mut stale).unwrap();
+            deltas.push(("file, reused buffer", d));
             if !format.is_native() {
                 let mut d = Vec::new();
                 delta_reader(&sig, &index, &mut &new[..], &mut d, &opts).unwrap();

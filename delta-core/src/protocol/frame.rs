@@ -51,6 +51,14 @@ impl Frame {
     }
 }
 
+/// A complete frame's header, and where its body lies in the decoder's buffer.
+struct Head {
+    msg_type: u8,
+    compressed: bool,
+    wire_len: usize,
+    body: std::ops::Range<usize>,
+}
+
 /// Cuts a byte stream into frames: [`push`](Self::push) what was read, then call
 /// [`next`](Self::next) until it returns `Ok(None)`; at end of stream, [`finish`](Self::finish)
 /// says whether the peer stopped in the middle of a frame.
@@ -139,6 +147,30 @@ impl FrameDecoder {
     /// The next complete frame, `Ok(None)` if more bytes are needed.
     #[allow(clippy::should_implement_trait)] // fallible, and `None` means "not yet", not "done"
     pub fn next(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        let Some(head) = self.next_head()? else {
+            return Ok(None);
+        };
+        let body = &self.buf[head.body.clone()];
+        let payload = if head.compressed {
+            match decompress(&mut self.dctx, body) {
+                Ok(p) => p,
+                Err(e) => return Err(self.fail(e)),
+            }
+        } else {
+            body.to_vec()
+        };
+        self.take(&head);
+        Ok(Some(Frame {
+            msg_type: head.msg_type,
+            compressed: head.compressed,
+            wire_len: head.wire_len,
+            payload,
+        }))
+    }
+
+    /// The header of the next complete frame, and where its body lies in `buf`; the frame is
+    /// still unread (see [`Self::take`]).
+    fn next_head(&mut self) -> Result<Option<Head>, ProtocolError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -154,25 +186,18 @@ impl FrameDecoder {
         if pending.len() < wire_len {
             return Ok(None);
         }
-        let msg_type = pending[4];
-        let compressed = pending[5] & FLAG_ZSTD != 0;
-        let body = &pending[FRAME_HEADER_LEN..wire_len];
-        let payload = if compressed {
-            match decompress(&mut self.dctx, body) {
-                Ok(p) => p,
-                Err(e) => return Err(self.fail(e)),
-            }
-        } else {
-            body.to_vec()
-        };
-        self.start += wire_len;
-        self.frames += 1;
-        Ok(Some(Frame {
-            msg_type,
-            compressed,
+        Ok(Some(Head {
+            msg_type: pending[4],
+            compressed: pending[5] & FLAG_ZSTD != 0,
             wire_len,
-            payload,
+            body: self.start + FRAME_HEADER_LEN..self.start + wire_len,
         }))
+    }
+
+    /// Marks the frame `head` read.
+    fn take(&mut self, head: &Head) {
+        self.start += head.wire_len;
+        self.frames += 1;
     }
 
     /// Whether a whole frame is buffered (or the decoder failed): [`Self::next`] would return
@@ -189,14 +214,24 @@ impl FrameDecoder {
         pending.len() >= 4 + len
     }
 
-    /// The next complete frame decoded as a message.
+    /// The next complete frame decoded as a message. An uncompressed frame is decoded where
+    /// it lies, so a data chunk's bytes are copied once, into the message.
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        match self.next()? {
-            Some(f) => match f.into_message() {
-                Ok(m) => Ok(Some(m)),
-                Err(e) => Err(self.fail(e)),
-            },
-            None => Ok(None),
+        let Some(head) = self.next_head()? else {
+            return Ok(None);
+        };
+        let decoded = if head.compressed {
+            match decompress(&mut self.dctx, &self.buf[head.body.clone()]) {
+                Ok(p) => Message::decode_owned(head.msg_type, p),
+                Err(e) => Err(e),
+            }
+        } else {
+            Message::decode(head.msg_type, &self.buf[head.body.clone()])
+        };
+        self.take(&head);
+        match decoded {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -397,6 +432,33 @@ impl FrameEncoder {
         out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         msg.encode(out);
         self.seal(start, msg.message_type().as_u8(), out)
+    }
+
+    /// Whether a data chunk of `len` bytes would go uncompressed because this encoder is
+    /// backing off data zstd could not shrink; a caller that then sends it raw without the
+    /// encoder calls [`Self::skip_data_frame`].
+    pub fn skips_data(&self, len: usize) -> bool {
+        len >= BACKOFF_MIN && self.skip_data > 0
+    }
+
+    /// Counts one data chunk sent raw during a back-off (see [`Self::skips_data`]).
+    pub fn skip_data_frame(&mut self) {
+        self.skip_data = self.skip_data.saturating_sub(1);
+    }
+
+    /// Appends the frame of a [`super::Message::DataChunk`] of `bytes` to `out`, as
+    /// [`Self::encode`] would, without the message owning a copy of them.
+    pub fn encode_data_chunk(
+        &mut self,
+        id: u32,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
+        let start = out.len();
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        super::wire::put_varint(out, u64::from(id));
+        out.extend_from_slice(bytes);
+        self.seal(start, MessageType::DataChunk.as_u8(), out)
     }
 
     /// Appends a frame of type `msg_type` carrying `payload` (already encoded) to `out`.
@@ -959,7 +1021,48 @@ mod tests {
         assert!(encode_frame(0x23, &vec![0; MAX_PAYLOAD + 1], None).is_err());
     }
 
+    #[test]
+    fn messages_decoded_in_place_equal_messages_decoded_from_owned_frames() {
+        for level in [None, Some(3)] {
+            let mut enc = FrameEncoder::new(level);
+            let mut bytes = Vec::new();
+            let msgs: Vec<_> = samples()
+                .into_iter()
+                .filter(|m| !matches!(m, super::super::Message::Hello(_)))
+                .collect();
+            for m in &msgs {
+                enc.encode(m, &mut bytes).unwrap();
+            }
+            let (mut a, mut b) = (FrameDecoder::new(), FrameDecoder::new());
+            a.expect_hello = false;
+            b.expect_hello = false;
+            a.push(&bytes);
+            b.push(&bytes);
+            for m in &msgs {
+                let in_place = a.next_message().unwrap().unwrap();
+                let owned = b.next().unwrap().unwrap().into_message().unwrap();
+                assert_eq!(&in_place, m);
+                assert_eq!(owned, in_place);
+            }
+            assert!(a.next_message().unwrap().is_none());
+        }
+    }
+
     proptest! {
+        #[test]
+        fn a_borrowed_data_chunk_encodes_as_the_message_does(
+            id in any::<u32>(),
+            bytes in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..70_000),
+            level in prop_oneof![Just(None), (-3i32..6).prop_map(Some)],
+        ) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            FrameEncoder::new(level).encode_data_chunk(id, &bytes, &mut a).unwrap();
+            FrameEncoder::new(level)
+                .encode(&super::super::Message::DataChunk { id, bytes }, &mut b)
+                .unwrap();
+            prop_assert_eq!(a, b);
+        }
+
         #[test]
         fn arbitrary_payloads_round_trip_through_frames(
             payloads in proptest::collection::vec(proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..3000), 1..6),

@@ -52,6 +52,15 @@ pub struct Conn {
     backlog: Option<Arc<std::sync::atomic::AtomicUsize>>,
     /// Compress data frames even when the output keeps up.
     data_always: std::sync::atomic::AtomicBool,
+    /// The queue of the [`GroupWriter`] behind `out` (after the handshake): uncompressed
+    /// frames are encoded straight into it, not into a buffer first.
+    group: Option<Arc<GroupShared>>,
+}
+
+/// Whether `msgs` carry file data or signatures (compressed only while the link is backed up).
+fn carries_data(msgs: &[Message]) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, Message::DataChunk { .. } | Message::SigChunk { .. }))
 }
 
 /// Bytes waiting to be written above which data frames are compressed (adaptive mode).
@@ -73,14 +82,16 @@ impl Conn {
             caps: std::sync::atomic::AtomicU64::new(0),
             backlog: None,
             data_always: std::sync::atomic::AtomicBool::new(false),
+            group: None,
         }
     }
 
     /// A connection writing through a [`GroupWriter`] (after the handshake).
     fn grouped(out: Box<dyn Write + Send>) -> Self {
-        let (out, backlog) = GroupWriter::start(out);
+        let (out, group) = GroupWriter::start(out);
         Self {
-            backlog: Some(backlog),
+            backlog: Some(group.backlog.clone()),
+            group: Some(group),
             ..Self::new(out, false)
         }
     }
@@ -91,12 +102,10 @@ impl Conn {
             .store(always, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The level for a batch of messages: file data goes raw while the output keeps up.
-    fn level_for(&self, level: Option<i32>, msgs: &[Message]) -> Option<i32> {
+    /// The level for a batch of frames (`data`: with file data or signatures): file data goes
+    /// raw while the output keeps up.
+    fn level_for(&self, level: Option<i32>, data: bool) -> Option<i32> {
         let level = level?;
-        let data = msgs
-            .iter()
-            .any(|m| matches!(m, Message::DataChunk { .. } | Message::SigChunk { .. }));
         if !data || self.data_always.load(std::sync::atomic::Ordering::Relaxed) {
             return Some(level);
         }
@@ -131,18 +140,61 @@ impl Conn {
         if msgs.is_empty() {
             return Ok(());
         }
-        let level = self.level_for(*self.level.lock().unwrap_or_else(|e| e.into_inner()), msgs);
-        let (mut enc, mut buf) = self
+        self.send_encoded(carries_data(msgs), None, |enc, out| {
+            msgs.iter().try_for_each(|msg| enc.encode(msg, out))
+        })
+    }
+
+    /// Sends one [`Message::DataChunk`] of `bytes` (at most [`crate::protocol::MAX_CHUNK`]),
+    /// copied once, straight into the output queue when it goes uncompressed.
+    pub fn send_data(&self, id: u32, bytes: &[u8]) -> Result<(), SessionError> {
+        self.send_encoded(true, Some(bytes.len()), |enc, out| {
+            enc.encode_data_chunk(id, bytes, out)
+        })
+    }
+
+    /// Sends the frames `encode` appends, in one write; `data`: they carry file data or
+    /// signatures (compressed only while the output is backed up); `chunk`: they are one
+    /// data chunk of that many bytes (sent raw while an encoder backs off incompressible data).
+    fn send_encoded(
+        &self,
+        data: bool,
+        chunk: Option<usize>,
+        encode: impl Fn(&mut FrameEncoder, &mut Vec<u8>) -> Result<(), ProtocolError>,
+    ) -> Result<(), SessionError> {
+        let level = self.level_for(*self.level.lock().unwrap_or_else(|e| e.into_inner()), data);
+        let pooled = self
             .encoders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| (FrameEncoder::new(level), Vec::new()));
+            .pop();
+        // Uncompressed frames go straight into the output queue: no level, or a data chunk
+        // while the encoder backs off data zstd could not shrink.
+        let raw = level.is_none()
+            || match (&pooled, chunk) {
+                (Some((enc, _)), Some(len)) => enc.skips_data(len),
+                _ => false,
+            };
+        if let (true, Some(group)) = (raw, &self.group) {
+            if let Some((mut enc, buf)) = pooled {
+                if level.is_some() {
+                    enc.skip_data_frame();
+                }
+                self.encoders
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((enc, buf));
+            }
+            group.append(|queue| encode(&mut FrameEncoder::new(None), queue))??;
+            *self.last_send.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            return Ok(());
+        }
+        let (mut enc, mut buf) = pooled.unwrap_or_else(|| (FrameEncoder::new(level), Vec::new()));
         if enc.level() != level {
             enc.set_level(level);
         }
         buf.clear();
-        let encoded = msgs.iter().try_for_each(|msg| enc.encode(msg, &mut buf));
+        let encoded = encode(&mut enc, &mut buf);
         let written = encoded.map_err(SessionError::from).and_then(|()| {
             let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
             out.write_all(&buf)?;
@@ -278,8 +330,8 @@ impl Input {
     /// consumed here.
     pub fn next_message(&mut self) -> Result<Option<Message>, SessionError> {
         loop {
-            if let Some(frame) = self.decoder.next()? {
-                match frame.into_message()? {
+            if let Some(m) = self.decoder.next_message()? {
+                match m {
                     Message::Keepalive => continue,
                     m => return Ok(Some(m)),
                 }
@@ -472,9 +524,7 @@ const GROUP_QUEUE: usize = 4 << 20;
 
 impl GroupWriter {
     /// The writer, and the count of bytes it holds that are not written yet.
-    fn start(
-        mut out: Box<dyn Write + Send>,
-    ) -> (Box<dyn Write + Send>, Arc<std::sync::atomic::AtomicUsize>) {
+    fn start(mut out: Box<dyn Write + Send>) -> (Box<dyn Write + Send>, Arc<GroupShared>) {
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shared = Arc::new(GroupShared {
             state: Mutex::new(GroupState::default()),
@@ -514,17 +564,21 @@ impl GroupWriter {
             })
             .expect("cannot start the session's writer thread");
         let writer = Box::new(GroupWriter {
-            shared,
+            shared: shared.clone(),
             flusher: Some(flusher),
         });
-        (writer, backlog)
+        (writer, shared)
     }
 }
 
-impl Write for GroupWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let sh = &self.shared;
-        let mut g = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+impl GroupShared {
+    /// Runs `append` on the queue once it has room (or fails as the output did); whatever it
+    /// appends is written in order, in one piece. If it fails, nothing it appended is kept.
+    fn append<T, E>(
+        &self,
+        append: impl FnOnce(&mut Vec<u8>) -> Result<T, E>,
+    ) -> io::Result<Result<T, E>> {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some((kind, msg)) = &g.failed {
                 return Err(io::Error::new(*kind, msg.clone()));
@@ -532,13 +586,31 @@ impl Write for GroupWriter {
             if g.queue.len() < GROUP_QUEUE {
                 break;
             }
-            g = sh.room.wait(g).unwrap_or_else(|e| e.into_inner());
+            g = self.room.wait(g).unwrap_or_else(|e| e.into_inner());
         }
-        g.queue.extend_from_slice(data);
-        sh.backlog
-            .fetch_add(data.len(), std::sync::atomic::Ordering::Relaxed);
-        sh.ready.notify_one();
-        Ok(data.len())
+        let start = g.queue.len();
+        let r = append(&mut g.queue);
+        if r.is_err() {
+            g.queue.truncate(start);
+        }
+        let added = g.queue.len() - start;
+        if added > 0 {
+            self.backlog
+                .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
+            self.ready.notify_one();
+        }
+        Ok(r)
+    }
+}
+
+impl Write for GroupWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.shared
+            .append(|queue| {
+                queue.extend_from_slice(data);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map(|_| data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -583,21 +655,21 @@ mod tests {
         }];
         let listing = [Message::ListEnd];
         // The link keeps up: data goes raw, everything else at the session's level.
-        assert_eq!(conn.level_for(Some(3), &data), None);
-        assert_eq!(conn.level_for(Some(3), &sig), None);
-        assert_eq!(conn.level_for(Some(3), &listing), Some(3));
+        assert_eq!(conn.level_for(Some(3), carries_data(&data)), None);
+        assert_eq!(conn.level_for(Some(3), carries_data(&sig)), None);
+        assert_eq!(conn.level_for(Some(3), carries_data(&listing)), Some(3));
         // Backed up: data is compressed too.
         backlog.store(BACKLOG + 1, Ordering::Relaxed);
-        assert_eq!(conn.level_for(Some(3), &data), Some(3));
+        assert_eq!(conn.level_for(Some(3), carries_data(&data)), Some(3));
         backlog.store(BACKLOG, Ordering::Relaxed);
-        assert_eq!(conn.level_for(Some(-3), &data), None);
+        assert_eq!(conn.level_for(Some(-3), carries_data(&data)), None);
         // `compress-data=always`: data compressed whatever the backlog; off stays off.
         conn.set_data_always(true);
-        assert_eq!(conn.level_for(Some(3), &data), Some(3));
-        assert_eq!(conn.level_for(None, &data), None);
+        assert_eq!(conn.level_for(Some(3), carries_data(&data)), Some(3));
+        assert_eq!(conn.level_for(None, carries_data(&data)), None);
         // Before the handshake there is no backlog to read: compress as asked.
         let plain = Conn::new(Box::new(io::sink()), false);
-        assert_eq!(plain.level_for(Some(3), &data), Some(3));
+        assert_eq!(plain.level_for(Some(3), carries_data(&data)), Some(3));
     }
 
     #[test]
@@ -614,13 +686,53 @@ mod tests {
         }
         let gate = Arc::new(Mutex::new(()));
         let closed = gate.lock().unwrap();
-        let (mut w, backlog) = GroupWriter::start(Box::new(Gate(gate.clone())));
+        let (mut w, shared) = GroupWriter::start(Box::new(Gate(gate.clone())));
+        let backlog = shared.backlog.clone();
         w.write_all(&[0; 1000]).unwrap();
         w.write_all(&[0; 500]).unwrap();
         assert_eq!(backlog.load(Ordering::Relaxed), 1500);
         drop(closed);
         drop(w); // writes what is queued, then ends
         assert_eq!(backlog.load(Ordering::Relaxed), 0);
+    }
+
+    /// A writer that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+    impl Write for Kept {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn frames_queued_directly_are_the_frames_an_encoder_writes() {
+        let kept = Kept::default();
+        let conn = Conn::grouped(Box::new(kept.clone()));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        conn.send_data(9, &data).unwrap();
+        conn.send_all(&[Message::ListEnd, Message::SigEnd { id: 3 }])
+            .unwrap();
+        // Too large for a frame: an error, and nothing of it reaches the output.
+        let huge = vec![0u8; crate::protocol::MAX_FRAME];
+        assert!(conn.send_data(10, &huge).is_err());
+        conn.send(&Message::Keepalive).unwrap();
+        drop(conn); // flushes
+        let mut want = Vec::new();
+        let mut enc = FrameEncoder::new(None);
+        for m in [
+            Message::DataChunk { id: 9, bytes: data },
+            Message::ListEnd,
+            Message::SigEnd { id: 3 },
+            Message::Keepalive,
+        ] {
+            enc.encode(&m, &mut want).unwrap();
+        }
+        assert!(*kept.0.lock().unwrap() == want);
     }
 
     #[test]

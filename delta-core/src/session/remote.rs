@@ -265,7 +265,9 @@ impl RemoteSource {
         match basis {
             None => {
                 let mut hasher = FileHasher::new(self.seed);
-                let mut w = io::BufWriter::with_capacity(1 << 20, &mut *out);
+                // Gathers small chunks into larger writes; chunks of at least its size (a large
+                // file's) are written as they come, not copied through it.
+                let mut w = io::BufWriter::with_capacity(WRITE_GATHER, &mut *out);
                 let mut written = 0u64;
                 let status = loop {
                     match rx.recv() {
@@ -611,6 +613,9 @@ fn read_loop(
     }
     shared.wake();
 }
+
+/// Buffer gathering a whole file's small chunks into writes (see [`RemoteSource::fetch`]).
+const WRITE_GATHER: usize = 256 << 10;
 
 /// Replies to requests sent ahead after which the reader wakes the pass even while more
 /// frames are buffered.

@@ -16,7 +16,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
 use crate::checksum::FileHasher;
-use crate::delta::{delta_file, BlockIndex, DeltaOptions};
+use crate::delta::{delta_file_reusing, BlockIndex, DeltaOptions};
 use crate::input::{Access, InputFile};
 use crate::protocol::{
     DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, CAP_LIST_CREDIT,
@@ -117,6 +117,7 @@ pub fn serve_tree_at(
     };
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
     let rx = Mutex::new(rx);
+    let buffers = Buffers::default();
     let credit = Credit::new(conn.capabilities() & CAP_LIST_CREDIT != 0);
     std::thread::scope(|s| {
         std::thread::Builder::new()
@@ -126,7 +127,7 @@ pub fn serve_tree_at(
         for _ in 0..WORKERS {
             std::thread::Builder::new()
                 .name("ds-sender".into())
-                .spawn_scoped(s, || work(conn, &tree, seed, &rx))
+                .spawn_scoped(s, || work(conn, &tree, seed, &rx, &buffers))
                 .expect("cannot start a sending thread");
         }
         let answer = Answer {
@@ -223,7 +224,7 @@ impl Answer<'_> {
             sig: None,
         };
         if r.size_hint <= INLINE_MAX {
-            serve_into(self.conn, self.tree, self.seed, work, replies)?;
+            serve_into(self.conn, self.tree, self.seed, work, replies, None)?;
             if replies.bytes >= REPLY_BATCH {
                 self.flush(replies)?;
             }
@@ -382,21 +383,52 @@ fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions, credit:
     let _ = flush(&mut batcher).and_then(|_| conn.send(&Message::ListEnd));
 }
 
-fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>) {
+fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>, buffers: &Buffers) {
     loop {
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(job) = job else { return };
-        if serve(conn, tree, seed, job).is_err() {
+        if serve(conn, tree, seed, job, buffers).is_err() {
             return;
         }
     }
 }
 
 /// Answers one request; `Err` only when the connection failed.
-fn serve(conn: &Conn, tree: &Tree, seed: u64, job: Work) -> Result<(), SessionError> {
+fn serve(
+    conn: &Conn,
+    tree: &Tree,
+    seed: u64,
+    job: Work,
+    buffers: &Buffers,
+) -> Result<(), SessionError> {
     let mut replies = Replies::default();
-    serve_into(conn, tree, seed, job, &mut replies)?;
+    serve_into(conn, tree, seed, job, &mut replies, Some(buffers))?;
     conn.send_all(&replies.msgs)
+}
+
+/// Read buffers for deltas, kept between requests (see [`crate::delta::delta_file_reusing`]).
+/// At most [`KEEP_BUFFERS`] are kept, so an idle session holds at most that many batches.
+#[derive(Default)]
+struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+/// Buffers kept: one per core the delta search runs on is enough for them all to be busy.
+const KEEP_BUFFERS: usize = 2;
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < KEEP_BUFFERS {
+            kept.push(buf);
+        }
+    }
 }
 
 /// Answers one request: whatever does not fit in one chunk is sent as it is read, and the
@@ -408,6 +440,7 @@ fn serve_into(
     seed: u64,
     job: Work,
     replies: &mut Replies,
+    buffers: Option<&Buffers>,
 ) -> Result<(), SessionError> {
     match job {
         Work::File {
@@ -422,7 +455,12 @@ fn serve_into(
                 buf: Vec::new(),
                 failed: None,
             };
-            let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out)?;
+            let mut buf = buffers.map(Buffers::take).unwrap_or_default();
+            let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out, &mut buf);
+            if let Some(b) = buffers {
+                b.give(buf);
+            }
+            let status = status?;
             out.finish_into(status, replies);
             Ok(())
         }
@@ -457,6 +495,7 @@ fn send_file(
     listed: u64,
     sig: Option<&Signature>,
     out: &mut ChunkWriter<'_>,
+    buf: &mut Vec<u8>,
 ) -> Result<DataStatus, SessionError> {
     let file = match tree.open_read(path) {
         Ok(f) => f,
@@ -482,12 +521,13 @@ fn send_file(
                 Ok(i) => i,
                 Err(e) => return Ok(DataStatus::Failed(format!("open: {e}"))),
             };
-            match delta_file(
+            match delta_file_reusing(
                 sig,
                 &BlockIndex::new(sig),
                 &input,
                 &mut *out,
                 &DeltaOptions::default(),
+                buf,
             ) {
                 Ok(st) => st.file_hash,
                 Err(crate::DeltaError::SourceTruncated { expected, got }) => {
@@ -502,12 +542,17 @@ fn send_file(
         }
         None => {
             let mut h = FileHasher::new(seed);
-            // Sized to the file: a fresh zeroed 512 KiB per small file costs more than its data.
-            let mut buf = vec![0u8; (MAX_CHUNK / 2).min(before.0 as usize).max(1)];
+            // A chunk per frame, read into the worker's kept buffer (or, for a small file
+            // answered inline, one sized to it: a fresh zeroed 1 MiB costs more than its data).
+            let size = MAX_CHUNK.min(before.0 as usize).max(1);
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            let chunk = &mut buf[..size];
             let mut pos = 0u64;
             while pos < before.0 {
-                let want = ((before.0 - pos) as usize).min(buf.len());
-                let n = match crate::input::read_full_at(&file, &mut buf[..want], pos) {
+                let want = ((before.0 - pos) as usize).min(chunk.len());
+                let n = match crate::input::read_full_at(&file, &mut chunk[..want], pos) {
                     Ok(n) => n,
                     Err(e) => return out.done().map(|_| DataStatus::Failed(format!("read: {e}"))),
                 };
@@ -519,8 +564,8 @@ fn send_file(
                         ))
                     });
                 }
-                h.update(&buf[..n]);
-                out.write_all(&buf[..n])
+                h.update(&chunk[..n]);
+                out.write_all(&chunk[..n])
                     .map_err(|e| out.failed.take().unwrap_or_else(|| e.into()))?;
                 pos += n as u64;
             }
@@ -598,8 +643,22 @@ impl ChunkWriter<'_> {
     }
 }
 
+/// Writes at least this large, with nothing buffered, leave as their own frames, copied once
+/// (see [`Conn::send_data`]) rather than gathered into a chunk first. Above
+/// [`INLINE_MAX`]: small files answered inline stay in their batch of replies.
+const DIRECT_MIN: usize = 128 << 10;
+
 impl Write for ChunkWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= DIRECT_MIN {
+            let n = data.len().min(MAX_CHUNK);
+            self.conn.send_data(self.id, &data[..n]).map_err(|e| {
+                let err = io::Error::new(io::ErrorKind::BrokenPipe, e.to_string());
+                self.failed = Some(e);
+                err
+            })?;
+            return Ok(n);
+        }
         let room = MAX_CHUNK - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);

@@ -545,12 +545,15 @@ fn source_entry(ctx: &Ctx<'_>, st: &mut State, tx: &WorkQueue<Task>, s: Entry, d
                 topts.meta = ctx.meta;
                 ready = ctx.src.prepare(s.path(), &s, old, &topts);
             }
-            tx.put(Task {
-                src: s,
-                dst: d,
-                decision,
-                ready,
-            });
+            tx.put(
+                Task {
+                    src: s,
+                    dst: d,
+                    decision,
+                    ready,
+                },
+                || ctx.src.flush_prepared(),
+            );
             return;
         }
         Action::SetMeta => {
@@ -645,12 +648,15 @@ fn check_entry(
             ctx.changed(&s, Action::Create, decision.flags, 0, 0, None);
         }
         Action::Checksum => {
-            tx.put(Task {
-                src: s,
-                dst: d,
-                decision,
-                ready: None,
-            });
+            tx.put(
+                Task {
+                    src: s,
+                    dst: d,
+                    decision,
+                    ready: None,
+                },
+                || ctx.src.flush_prepared(),
+            );
         }
         Action::Unchanged | Action::Dir | Action::Skip => ctx.emit(Event::Unchanged(s.path())),
         // Metadata-only differences don't make trees differ for `check`, as for rclone.

@@ -59,8 +59,15 @@ impl<T> WorkQueue<T> {
     }
 
     /// Puts a task, waiting while the queue is full (until it has drained to half).
-    pub(crate) fn put(&self, task: T) {
+    /// `before_wait` runs (without the lock) before that wait: the queued tasks may need it to
+    /// become ready (a far source's held-back requests), and no worker takes one until then.
+    pub(crate) fn put(&self, task: T, before_wait: impl Fn()) {
         let mut g = self.lock();
+        if g.items.len() >= self.cap {
+            drop(g);
+            before_wait();
+            g = self.lock();
+        }
         if g.items.len() >= self.cap {
             g.full = true;
             while g.full {
@@ -163,9 +170,9 @@ mod tests {
         let q = WorkQueue::<Flagged>::new(8, flag_set);
         let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
         for (i, f) in flags.iter().enumerate() {
-            q.put((i as u32, Some(f.clone())));
+            q.put((i as u32, Some(f.clone())), || {});
         }
-        q.put((3, None));
+        q.put((3, None), || {});
         let nudges = AtomicUsize::new(0);
         let got = Mutex::new(Vec::new());
         std::thread::scope(|s| {
@@ -205,10 +212,40 @@ mod tests {
     }
 
     #[test]
+    fn a_planner_facing_a_full_queue_of_unready_tasks_gets_them_ready_first() {
+        // A far side that answers nothing until it is sent more than the first request (the
+        // worker only ever sends for that one): the tasks become ready only once the planner,
+        // finding the queue full, sends for what it queued. Without that, this hangs.
+        let q = WorkQueue::<Flagged>::new(4, flag_set);
+        let flags: Vec<_> = (0..20).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let send_for = |upto: usize| {
+            if upto > 1 {
+                for f in &flags {
+                    f.store(true, Ordering::Release);
+                }
+                q.wake();
+            }
+        };
+        let taken = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while q.take(|| send_for(1)).is_some() {
+                    taken.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            let _close = CloseOnDrop(&q);
+            for (i, f) in flags.iter().enumerate() {
+                q.put((i as u32, Some(f.clone())), || send_for(i));
+            }
+        });
+        assert_eq!(taken.load(Ordering::SeqCst), 20);
+    }
+
+    #[test]
     fn workers_waiting_on_the_last_task_of_a_closed_queue_all_finish() {
         let q = WorkQueue::<Flagged>::new(4, flag_set);
         let flag = Arc::new(AtomicBool::new(false));
-        q.put((0, Some(flag.clone())));
+        q.put((0, Some(flag.clone())), || {});
         q.close();
         let taken = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -254,7 +291,7 @@ mod tests {
             });
             let _close = CloseOnDrop(&q);
             for (i, f) in flags.iter().enumerate() {
-                q.put((i as u32, (i % 3 != 0).then(|| f.clone())));
+                q.put((i as u32, (i % 3 != 0).then(|| f.clone())), || {});
             }
         });
         let mut seen = seen.into_inner().unwrap();
@@ -278,7 +315,7 @@ mod tests {
             }
             let _close = CloseOnDrop(&q);
             for t in 0..10_000u32 {
-                q.put(t);
+                q.put(t, || {});
                 most.fetch_max(q.lock().items.len(), Ordering::Relaxed);
             }
         });
@@ -292,12 +329,12 @@ mod tests {
     fn a_full_queue_holds_the_planner_until_half_is_taken() {
         let q = WorkQueue::new(4, always);
         for t in 0..4 {
-            q.put(t);
+            q.put(t, || {});
         }
         let put = AtomicUsize::new(0);
         std::thread::scope(|s| {
             s.spawn(|| {
-                q.put(4);
+                q.put(4, || {});
                 put.store(1, Ordering::SeqCst);
             });
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -319,7 +356,7 @@ mod tests {
             let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).count());
             let planner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _close = CloseOnDrop(&q);
-                q.put(1);
+                q.put(1, || {});
                 panic!("planner fails");
             }));
             assert!(planner.is_err());
@@ -337,7 +374,7 @@ mod tests {
                 let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).collect::<Vec<_>>());
                 let _close = CloseOnDrop(&q);
                 for t in 0..n {
-                    q.put(t);
+                    q.put(t, || {});
                 }
                 drop(_close);
                 w.join().unwrap()
