@@ -21,6 +21,13 @@
 //! regulates itself, like zstd's own `--adapt`: compressing drains the backlog, and raw frames
 //! let it grow again, so a slow link sees almost everything compressed. The job option
 //! `compress-data=always` compresses every frame (rsync's `-z`).
+//!
+//! # Copies
+//! After the handshake frames are queued for one writer thread ([`GroupWriter`]). A frame
+//! that goes uncompressed is encoded straight into that queue; a file's data chunk is encoded
+//! from the sender's read buffer ([`Conn::send_data`]), so its bytes are copied once in user
+//! space on the way out. On the way in, an uncompressed frame is decoded where it lies in the
+//! decoder's buffer, into the message that owns its bytes.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};

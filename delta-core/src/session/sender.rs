@@ -406,8 +406,9 @@ fn serve(
     conn.send_all(&replies.msgs)
 }
 
-/// Read buffers for deltas, kept between requests (see [`crate::delta::delta_file_reusing`]).
-/// At most [`KEEP_BUFFERS`] are kept, so an idle session holds at most that many batches.
+/// Read buffers (a delta's batches, see [`crate::delta::delta_file_reusing`]; a large file's
+/// chunks), kept between the workers' requests: a fresh one per file costs page faults and
+/// zeroing. At most [`KEEP_BUFFERS`] are kept, so an idle session holds at most that many.
 #[derive(Default)]
 struct Buffers(Mutex<Vec<Vec<u8>>>);
 
