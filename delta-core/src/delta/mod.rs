@@ -46,7 +46,7 @@ impl Default for DeltaOptions {
     fn default() -> Self {
         Self {
             threads: None,
-            segment_len: 16 << 20,
+            segment_len: 8 << 20,
             max_candidates: 64,
         }
     }

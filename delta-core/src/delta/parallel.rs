@@ -97,7 +97,10 @@ pub(crate) fn run(
         .unwrap_or_else(rayon::current_num_threads)
         .max(1);
     let pool = opts.threads.map(crate::signature::pool).transpose()?;
-    let batch_segments = threads * 2;
+    // One segment per thread per batch: an unmapped file is read into a buffer of one batch,
+    // so a smaller batch touches fewer fresh pages (a first delta's page faults cost as much
+    // as its search) and keeps less memory.
+    let batch_segments = threads;
     let mut cursor = 0u64; // everything before `cursor` is covered by written commands
     let mut digests: Vec<u128> = Vec::new();
     // A file's batches are read into `buf` (only ever grown: a reused buffer is not zeroed

@@ -175,7 +175,17 @@ mod tests {
         q.put((3, None), || {});
         let nudges = AtomicUsize::new(0);
         let got = Mutex::new(Vec::new());
+        // Waits (up to 10 s, for a loaded machine) until `done` holds.
+        let eventually = |done: &dyn Fn() -> bool| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !done() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            done()
+        };
         std::thread::scope(|s| {
+            // Closed however this ends, so a failed assertion fails rather than hangs.
+            let _close = CloseOnDrop(&q);
             for _ in 0..2 {
                 s.spawn(|| {
                     while let Some(t) = q.take(|| {
@@ -185,12 +195,11 @@ mod tests {
                     }
                 });
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            assert!(got.lock().unwrap().is_empty(), "nothing ready yet");
             assert!(
-                nudges.load(Ordering::SeqCst) >= 1,
+                eventually(&|| nudges.load(Ordering::SeqCst) >= 1),
                 "the source was asked to send"
             );
+            assert!(got.lock().unwrap().is_empty(), "nothing ready yet");
             // Readiness out of order: the head decides.
             flags[1].store(true, Ordering::Release);
             q.wake();
@@ -198,12 +207,11 @@ mod tests {
             assert!(got.lock().unwrap().is_empty(), "task 0 is still not ready");
             flags[0].store(true, Ordering::Release);
             q.wake();
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(eventually(&|| got.lock().unwrap().len() == 2));
             assert_eq!(*got.lock().unwrap(), [0, 1]);
             flags[2].store(true, Ordering::Release);
             q.wake();
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            q.close();
+            assert!(eventually(&|| got.lock().unwrap().len() == 4));
         });
         let mut got = got.into_inner().unwrap();
         assert_eq!(&got[..2], [0, 1]);
