@@ -54,6 +54,7 @@ pub mod error;
 pub mod exec;
 pub mod filter;
 pub mod input;
+pub mod memory;
 pub mod plan;
 pub mod protocol;
 pub mod replace;
