@@ -11,8 +11,14 @@
 //!
 //! Usage: `cargo run --release -p deltasync-benches --bin tree_bench -- [--scale S] [--work DIR]
 //! [--only mailstore,maildir,docker,million] [--ssh | --legs local,push,pull] [--rsync-z]
-//! [--no-count] [--timeout SECONDS] [--deltasync PATH]` with S = small | medium | large. `million` builds 1,000,000 entries and
-//! measures a copy and a no-change pass with their peak memory.
+//! [--no-count] [--timeout SECONDS] [--repeat N] [--deltasync PATH]` with S = small | medium |
+//! large. `million` builds 1,000,000 entries and measures a copy and a no-change pass with
+//! their peak memory.
+//!
+//! `--repeat N` runs every tool N times on every pass, each time from the same starting tree
+//! (each destination is copied aside with `cp -a` before the pass and put back before each
+//! further run; the three tools take turns going first), and shows the run of median time:
+//! on a shared machine a single run of a short pass moves 0.1–0.2 of a ratio either way.
 //!
 //! # Over SSH
 //!
@@ -705,6 +711,8 @@ struct Bench<'a> {
     rsync_z: bool,
     /// The least time a run may take before it is declared hung (see [`Bench::timeout`]).
     min_timeout: Duration,
+    /// Runs of each tool per pass, each from the same starting tree; the median is shown.
+    repeat: usize,
 }
 
 /// The three tools of a pass.
@@ -857,24 +865,49 @@ fn pass(
     sync: bool,
 ) {
     let tools = [Tool::Deltasync, Tool::DeltasyncInplace, Tool::Rsync];
-    // rsync first: its time bounds how long deltasync may take before it counts as hung.
-    let rs = b.run(Tool::Rsync, src, dsts[2], sync, b.timeout(None));
-    let limit = b.timeout(Some(&rs));
-    let ds = b.run(Tool::Deltasync, src, dsts[0], sync, limit);
-    let ip = b.run(Tool::DeltasyncInplace, src, dsts[1], sync, limit);
-    let runs = [ds, ip, rs];
-    for i in 0..3 {
-        let tool = tools[i].name();
-        if runs[i].code != 0 {
-            eprintln!(
-                "warning: {tool} exited {} on {scenario} {name}",
-                runs[i].code
-            );
+    // With repetitions, each destination is kept as it was before the pass and put back
+    // before every further run, so all runs of a tool do the same work.
+    let before: Vec<Option<PathBuf>> = dsts
+        .iter()
+        .map(|d| (b.repeat > 1).then(|| snapshot(d)))
+        .collect();
+    let mut all: [Vec<Run>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut limit = None;
+    for rep in 0..b.repeat {
+        if rep > 0 {
+            for (d, snap) in dsts.iter().zip(&before) {
+                restore(snap.as_deref().expect("snapshot taken"), d);
+            }
         }
-        if let Err(e) = same_tree(src, dsts[i], sync) {
-            eprintln!("MISMATCH after {scenario} {name} ({tool}): {e}");
+        // rsync first: its time bounds how long deltasync may take before it counts as hung.
+        // Later repetitions rotate the order, so no tool always runs right after another.
+        let order = [[2, 0, 1], [0, 1, 2], [1, 2, 0]][rep % 3];
+        for i in order {
+            let timeout = limit.unwrap_or_else(|| b.timeout(None));
+            let run = b.run(tools[i], src, dsts[i], sync, timeout);
+            if i == 2 && limit.is_none() {
+                limit = Some(b.timeout(Some(&run)));
+            }
+            if run.code != 0 {
+                eprintln!(
+                    "warning: {} exited {} on {scenario} {name}",
+                    tools[i].name(),
+                    run.code
+                );
+            }
+            if let Err(e) = same_tree(src, dsts[i], sync) {
+                eprintln!(
+                    "MISMATCH after {scenario} {name} ({}): {e}",
+                    tools[i].name()
+                );
+            }
+            all[i].push(run);
         }
     }
+    for snap in before.into_iter().flatten() {
+        let _ = fs::remove_dir_all(snap);
+    }
+    let runs = all.map(median);
     let [ds, ip, rs] = &runs;
     let secs = |r: &Run| r.time.as_secs_f64();
     print!(
@@ -907,6 +940,50 @@ fn pass(
 /// second as its source keeps its creation time's nanoseconds, and the exact check fails.
 fn settle() {
     std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// The run of median time (the later of the two middle ones for an even count).
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by_key(|r| r.time);
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
+
+/// Copies `dst` (if it exists) beside itself as it is now, with `cp -a` (owners, modes,
+/// nanosecond times, links and hard links kept); returns where.
+fn snapshot(dst: &Path) -> PathBuf {
+    let mut name = dst.as_os_str().to_owned();
+    name.push(".before");
+    let snap = PathBuf::from(name);
+    let _ = fs::remove_dir_all(&snap);
+    if dst.exists() {
+        cp_a(dst, &snap);
+    }
+    snap
+}
+
+/// Puts `dst` back as [`snapshot`] found it (absent if it was absent).
+fn restore(snap: &Path, dst: &Path) {
+    let _ = fs::remove_dir_all(dst);
+    if snap.exists() {
+        cp_a(snap, dst);
+    }
+}
+
+fn cp_a(from: &Path, to: &Path) {
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .expect("run cp");
+    assert!(
+        o.status.success(),
+        "cp -a {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 type Gen = fn(&Path, Scale, &mut Rng);
@@ -1117,6 +1194,10 @@ fn main() {
         })
         .collect();
     let rsync_z = flag("--rsync-z");
+    let repeat: usize = opt("--repeat")
+        .map(|n| n.parse().expect("--repeat N"))
+        .unwrap_or(1)
+        .max(1);
     let min_timeout = Duration::from_secs(
         opt("--timeout")
             .map(|t| t.parse().expect("--timeout SECONDS"))
@@ -1183,6 +1264,7 @@ fn main() {
             sshd_pid: sshd.as_ref().map(|d| d.child.id()),
             rsync_z,
             min_timeout,
+            repeat,
         };
         for scenario in only.split(',') {
             match scenario {
