@@ -564,14 +564,20 @@ impl Drop for Sshd {
 fn keygen(path: &Path) {
     let _ = fs::remove_file(path);
     let _ = fs::remove_file(path.with_extension("pub"));
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen (apt-get install openssh-client)");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path),
+        "ssh-keygen (apt-get install openssh-client)",
+    );
+}
+
+/// Runs a helper command to completion; panics with its error output if it fails.
+fn run_ok(cmd: &mut Command, what: &str) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         o.status.success(),
-        "ssh-keygen: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
 }
@@ -971,18 +977,9 @@ fn restore(snap: &Path, dst: &Path) {
 }
 
 fn cp_a(from: &Path, to: &Path) {
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .expect("run cp");
-    assert!(
-        o.status.success(),
-        "cp -a {} {}: {}",
-        from.display(),
-        to.display(),
-        String::from_utf8_lossy(&o.stderr)
+    run_ok(
+        Command::new("cp").arg("-a").arg(from).arg(to),
+        &format!("cp -a {} {}", from.display(), to.display()),
     );
 }
 
