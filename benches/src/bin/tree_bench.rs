@@ -873,16 +873,17 @@ fn pass(
     let tools = [Tool::Deltasync, Tool::DeltasyncInplace, Tool::Rsync];
     // With repetitions, each destination is kept as it was before the pass and put back
     // before every further run, so all runs of a tool do the same work.
-    let before: Vec<Option<PathBuf>> = dsts
-        .iter()
-        .map(|d| (b.repeat > 1).then(|| snapshot(d)))
-        .collect();
+    let before: Vec<PathBuf> = if b.repeat > 1 {
+        dsts.iter().map(|d| snapshot(d)).collect()
+    } else {
+        Vec::new()
+    };
     let mut all: [Vec<Run>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut limit = None;
     for rep in 0..b.repeat {
         if rep > 0 {
             for (d, snap) in dsts.iter().zip(&before) {
-                restore(snap.as_deref().expect("snapshot taken"), d);
+                restore(snap, d);
             }
         }
         // rsync first: its time bounds how long deltasync may take before it counts as hung.
@@ -910,7 +911,7 @@ fn pass(
             all[i].push(run);
         }
     }
-    for snap in before.into_iter().flatten() {
+    for snap in before {
         let _ = fs::remove_dir_all(snap);
     }
     let runs = all.map(median);
