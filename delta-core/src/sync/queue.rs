@@ -183,9 +183,22 @@ mod tests {
             }
             done()
         };
+        /// Marks every task ready when dropped: with tasks left unready, workers would wait for
+        /// them even after the queue closed (as they must for a pass's data in flight).
+        struct ReadyAll<'a>(&'a [Arc<AtomicBool>], &'a WorkQueue<Flagged>);
+        impl Drop for ReadyAll<'_> {
+            fn drop(&mut self) {
+                for f in self.0 {
+                    f.store(true, Ordering::Release);
+                }
+                self.1.wake();
+            }
+        }
         std::thread::scope(|s| {
-            // Closed however this ends, so a failed assertion fails rather than hangs.
+            // Closed and made ready however this ends (dropped in reverse order: ready, then
+            // closed), so a failed assertion fails rather than hangs.
             let _close = CloseOnDrop(&q);
+            let _ready = ReadyAll(&flags, &q);
             for _ in 0..2 {
                 s.spawn(|| {
                     while let Some(t) = q.take(|| {
@@ -208,13 +221,16 @@ mod tests {
             flags[0].store(true, Ordering::Release);
             q.wake();
             assert!(eventually(&|| got.lock().unwrap().len() == 2));
-            assert_eq!(*got.lock().unwrap(), [0, 1]);
+            // Two workers record what they took after taking it, so the two may be recorded
+            // in either order; that task 1 waited for task 0 is the check above.
+            let mut first = got.lock().unwrap().clone();
+            first.sort_unstable();
+            assert_eq!(first, [0, 1]);
             flags[2].store(true, Ordering::Release);
             q.wake();
             assert!(eventually(&|| got.lock().unwrap().len() == 4));
         });
         let mut got = got.into_inner().unwrap();
-        assert_eq!(&got[..2], [0, 1]);
         got.sort_unstable();
         assert_eq!(got, [0, 1, 2, 3]);
     }
