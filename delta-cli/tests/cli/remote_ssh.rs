@@ -507,6 +507,14 @@ fn later_passes_reuse_the_first_passs_ssh_login() {
     // Reuse switched off: a fresh login, refused.
     let o = push("sync", Some("0"));
     assert_ne!(code(&o), 0, "without reuse the login is refused");
+    // Multiplexing switched off on the command line: the kept login is not used either.
+    let off = format!("{rsh} -o ControlMaster=no");
+    let o = with_runtime(&runtime, None, "sync", src.arg(), &to, &off);
+    assert_ne!(
+        code(&o),
+        0,
+        "ControlMaster=no on the command line means a fresh login, refused"
+    );
     end_master(&kept[0]);
 }
 

@@ -9,10 +9,14 @@
 //! small machine, more over a long link), often more than a no-change pass itself. With reuse,
 //! the first pass leaves a master connection in the background for [`SshTuning::reuse`], and
 //! the passes within that time open a channel on it instead of logging in again. Added only
-//! when neither `ControlMaster` nor `ControlPath` is set: a user who configured multiplexing
-//! keeps theirs, one who switched it off keeps it off. The sockets live in a directory only we
-//! can enter: `$XDG_RUNTIME_DIR/deltasync`, else `/tmp/deltasync-UID` (created with mode
-//! 0700, refused if it is a link, another user's, or open to others).
+//! when neither `ControlMaster` nor `ControlPath` is set, in the configuration (`ssh -G`) or
+//! on the command line: a user who configured multiplexing keeps theirs, one who switched it
+//! off keeps it off. The sockets live in a directory only we can enter:
+//! `$XDG_RUNTIME_DIR/deltasync`, else `/tmp/deltasync-UID` (created with mode 0700, refused
+//! if it is a link, another user's, or open to others), one per ssh command line and
+//! destination, named by their hash. A pass that finds its socket there uses it without
+//! asking `ssh -G` again (the configuration was read when the master started; a change to
+//! it applies from the next master on).
 //!
 //! **Cipher order.** OpenSSH puts chacha20-poly1305 first, the right choice without AES
 //! hardware; with it, AES-GCM (as strong, and constant-time there) moves data about twice as
@@ -67,22 +71,23 @@ impl SshTuning {
     ) -> Option<(usize, Vec<String>)> {
         let at = ssh_word(rsh)?;
         let aes = self.aes_first && cpu_has_aes();
-        if self.reuse.is_zero() && !aes {
+        let reuse = !self.reuse.is_zero() && !sets_multiplexing(&rsh[at + 1..]);
+        if !reuse && !aes {
             return None;
+        }
+        let socket = reuse
+            .then(|| self.socket_path(&rsh[at..], destination))
+            .flatten();
+        // A master of ours is up: the pass opens a channel on it. `ssh -G` (a process start,
+        // tens of milliseconds of every pass) is not asked again, and the cipher order does
+        // not matter on a connection that already exists.
+        if let Some(path) = socket.as_deref().filter(|p| is_socket(Path::new(p))) {
+            return Some((at + 1, self.reuse_options(path)));
         }
         let g = effective_config(&rsh[at..], destination)?;
         let mut opts = Vec::new();
-        if !self.reuse.is_zero() && !config_multiplexes(&g) {
-            if let Some(path) = self.socket_path() {
-                opts.extend([
-                    "-o".to_string(),
-                    "ControlMaster=auto".into(),
-                    "-o".into(),
-                    format!("ControlPath={path}"),
-                    "-o".into(),
-                    format!("ControlPersist={}s", self.reuse.as_secs().max(1)),
-                ]);
-            }
+        if let Some(path) = socket.filter(|_| !config_multiplexes(&g)) {
+            opts.extend(self.reuse_options(&path));
         }
         if aes {
             if let Some(list) = aes_first(&g) {
@@ -92,8 +97,23 @@ impl SshTuning {
         (!opts.is_empty()).then_some((at + 1, opts))
     }
 
-    /// `DIR/%C` for ssh's `ControlPath`, if the directory is private and the path short.
-    fn socket_path(&self) -> Option<String> {
+    /// The options that start a master at `path`, or use the one there.
+    fn reuse_options(&self, path: &str) -> Vec<String> {
+        vec![
+            "-o".to_string(),
+            "ControlMaster=auto".into(),
+            "-o".into(),
+            format!("ControlPath={path}"),
+            "-o".into(),
+            format!("ControlPersist={}s", self.reuse.as_secs().max(1)),
+        ]
+    }
+
+    /// `DIR/HASH` for ssh's `ControlPath`, if the directory is private and the path short.
+    /// `HASH` names the whole ssh command line and destination (`ssh_and_args`: the `ssh`
+    /// word and what follows it), so a pass finds its master by the path alone, and
+    /// commands that differ in anything (another key, port or option) never share one.
+    fn socket_path(&self, ssh_and_args: &[String], destination: &str) -> Option<String> {
         let dir = match &self.dir {
             Some(d) => private_dir(d)?,
             None => private_dir(&default_dir())?,
@@ -102,10 +122,39 @@ impl SshTuning {
         if dir.to_str()?.contains(['%', '~']) {
             return None;
         }
-        let path = dir.join("%C").to_str()?.to_string();
-        // Unix socket paths are short (108 bytes with %C's 40 characters expanded).
-        (path.len() + 38 <= 100).then_some(path)
+        let mut key = xxhash_rust::xxh3::Xxh3::new();
+        for w in ssh_and_args.iter().map(String::as_str).chain([destination]) {
+            key.update(&(w.len() as u64).to_le_bytes());
+            key.update(w.as_bytes());
+        }
+        let path = dir
+            .join(format!("{:032x}", key.digest128()))
+            .to_str()?
+            .to_string();
+        // Unix socket paths are short (108 bytes), and ssh adds a 17-byte suffix while it
+        // sets a master up.
+        (path.len() + 17 < 108).then_some(path)
     }
+}
+
+/// Whether `path` is a socket (a master's, alive or stale: ssh removes a stale one itself
+/// and starts a new master).
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Whether the user's ssh options (the words after the `ssh` word) set multiplexing either
+/// way: `-M`, `-S PATH`, or a `ControlMaster`/`ControlPath` option. `ssh -G` cannot tell an
+/// explicit `ControlMaster=no` from the default, so the command line is read too.
+fn sets_multiplexing(args: &[String]) -> bool {
+    args.iter().any(|w| {
+        let lower = w.to_ascii_lowercase();
+        w == "-M"
+            || w.starts_with("-S")
+            || lower.contains("controlmaster")
+            || lower.contains("controlpath")
+    })
 }
 
 /// Whether this CPU encrypts AES-GCM in hardware.
@@ -273,6 +322,49 @@ mod tests {
             ..SshTuning::new(Duration::ZERO)
         };
         assert_eq!(off.options(&words("ssh -p 22"), "h"), None);
+    }
+
+    #[test]
+    fn a_live_master_is_used_without_asking_ssh() {
+        let dir = std::env::temp_dir().join(format!("ds-live-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = SshTuning {
+            aes_first: false,
+            dir: Some(dir.clone()),
+            ..SshTuning::new(Duration::from_secs(60))
+        };
+        // This "ssh" cannot run: without a master, `ssh -G` fails and nothing is added.
+        let rsh = words("/nonexistent/ssh -p 2222");
+        assert_eq!(r.options(&rsh, "u@h"), None);
+        let path = r.socket_path(&rsh, "u@h").unwrap();
+        assert!(path.starts_with(dir.to_str().unwrap()));
+        let _master = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (at, opts) = r.options(&rsh, "u@h").expect("the live master is used");
+        assert_eq!(at, 1);
+        assert!(opts.contains(&"ControlMaster=auto".to_string()));
+        assert!(opts.contains(&format!("ControlPath={path}")));
+        assert!(opts.contains(&"ControlPersist=60s".to_string()));
+        // Another port, key or destination is another master.
+        assert_ne!(
+            r.socket_path(&words("/nonexistent/ssh -p 2223"), "u@h"),
+            Some(path.clone())
+        );
+        assert_ne!(r.socket_path(&rsh, "v@h"), Some(path.clone()));
+        assert_eq!(r.options(&words("/nonexistent/ssh -p 2223"), "u@h"), None);
+        // A command line that sets multiplexing itself, either way, is left alone.
+        for own in [
+            "/nonexistent/ssh -p 2222 -o ControlMaster=no",
+            "/nonexistent/ssh -p 2222 -S /tmp/cm",
+            "/nonexistent/ssh -p 2222 -oControlPath=none",
+        ] {
+            assert!(sets_multiplexing(&words(own)[1..]), "{own}");
+            assert_eq!(r.options(&words(own), "u@h"), None, "{own}");
+        }
+        assert!(!sets_multiplexing(&words(
+            "-p 2222 -i key -o StrictHostKeyChecking=no"
+        )));
+        drop(_master);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
