@@ -123,9 +123,7 @@ pub(crate) fn run(
             Source::File(f) => {
                 let len = f.len();
                 let n = (want as u64).min(len - base) as usize;
-                if buf.len() < n {
-                    buf.resize(n, 0);
-                }
+                crate::memory::grow_zeroed(buf, n);
                 let batch = &mut buf[..n];
                 // Read the batch on all threads: positioned reads of disjoint pieces.
                 let f = &**f;
