@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Internal: the far side of a session, started over ssh; speaks the protocol on stdin/stdout
     #[command(hide = true)]
-    Server,
+    Server(ServerArgs),
     /// Copy SRC's contents into DST; never delete (like rclone copy)
     Copy(TreeArgs),
     /// Make DST equal to SRC, deleting extraneous entries (like rclone sync, rsync -aH --delete)
@@ -61,6 +61,19 @@ pub struct RawArgs {
     /// Everything after the command name
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<OsString>,
+}
+
+/// Options of the internal `server` command.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Make sure a kept server for this binary listens, idle for at most SECS, print its
+    /// socket's path, and exit (see delta_core::transport::kept)
+    #[arg(long, value_name = "SECS", conflicts_with = "daemon")]
+    pub keep: Option<u64>,
+    /// Be the kept server: standard input is its listening socket; exit after SECS without a
+    /// connection
+    #[arg(long, value_name = "SECS")]
+    pub daemon: Option<u64>,
 }
 
 /// Options of `copy`, `sync` and `check` (rclone's spellings).
@@ -343,7 +356,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Copy(a) => crate::native::run(delta_core::sync::Mode::Copy, a),
         Command::Sync(a) => crate::native::run(delta_core::sync::Mode::Sync, a),
         Command::Check(a) => crate::native::run(delta_core::sync::Mode::Check, a),
-        Command::Server => crate::native::server(),
+        Command::Server(a) => crate::native::server(a),
         Command::Signature(a) => crate::rdiff::signature(a),
         Command::Delta(a) => crate::rdiff::delta(a),
         Command::Patch(a) => crate::rdiff::patch(a),

@@ -12,7 +12,7 @@ use delta_core::session::options::FilterSpec;
 use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
 use delta_core::transport::tune::{self, SshTuning};
-use delta_core::transport::{Connector, Remote, SshCommand};
+use delta_core::transport::{Connector, Remote, SshCommand, WireCount};
 
 use crate::args::RemoteArgs;
 
@@ -95,9 +95,10 @@ pub fn pull(
     describe: String,
 ) -> anyhow::Result<Report> {
     let mut conn = connector(a)?.connect(remote, &server_args())?;
-    let duplex = conn
+    let (duplex, wire) = conn
         .take_duplex()
-        .context("the connection has no streams")?;
+        .context("the connection has no streams")?
+        .counted();
     let source = RemoteSource::connect(
         duplex,
         remote.path.as_bytes(),
@@ -115,7 +116,7 @@ pub fn pull(
     let report = job.run_from(&source);
     drop(source);
     let _ = conn.finish();
-    Ok(report?)
+    Ok(with_wire(report?, &wire))
 }
 
 /// Pushes the local tree `src` to the far tree `remote`: the far side runs `job`'s pass, the
@@ -135,9 +136,10 @@ pub fn push(
         Err(e) => anyhow::bail!("source {}: {e}", src.display()),
     }
     let mut conn = connector(a)?.connect(remote, &server_args())?;
-    let duplex = conn
+    let (duplex, wire) = conn
         .take_duplex()
-        .context("the connection has no streams")?;
+        .context("the connection has no streams")?
+        .counted();
     let report = session::push(
         duplex,
         src,
@@ -151,7 +153,16 @@ pub fn push(
         callback,
     );
     let _ = conn.finish();
-    report.map_err(|e| anyhow::Error::new(e).context(remote.destination()))
+    report
+        .map(|r| with_wire(r, &wire))
+        .map_err(|e| anyhow::Error::new(e).context(remote.destination()))
+}
+
+/// `report` with the bytes that crossed the connection, as this side counted them.
+fn with_wire(mut report: Report, wire: &WireCount) -> Report {
+    report.stats.wire_sent = wire.sent();
+    report.stats.wire_received = wire.received();
+    report
 }
 
 fn server_args() -> Vec<String> {

@@ -7,6 +7,7 @@
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use delta_core::exec::Event;
@@ -146,7 +147,36 @@ fn raw(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::fs::File> {
 }
 
 /// `deltasync server`: the far side of a session, on standard input and output.
-pub fn server() -> ExitCode {
+pub fn server(a: crate::args::ServerArgs) -> ExitCode {
+    use delta_core::transport::kept;
+    if let Some(secs) = a.keep {
+        return match kept::ensure(Duration::from_secs(secs)) {
+            Ok(path) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("deltasync server --keep: {e}");
+                }
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Some(secs) = a.daemon {
+        let listener = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::os::unix::net::UnixListener::from);
+        return match listener.and_then(|l| kept::run_kept_server(l, Duration::from_secs(secs))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     // A client that stalls past the job's --timeout: nothing more can be done here, and
     // threads may be blocked writing to it; leave as rsync does (code 30).
     // The raw descriptors, not std's locked and line-buffered handles: frames are binary

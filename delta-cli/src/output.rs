@@ -323,6 +323,12 @@ impl Printer {
             for l in lines {
                 self.line(&l);
             }
+            if s.wire_sent + s.wire_received > 0 {
+                self.line(&format!(
+                    "Wire: {} bytes sent, {} bytes received",
+                    s.wire_sent, s.wire_received
+                ));
+            }
         }
         if let Some(why) = &report.deletions_stopped {
             let _ = why; // already printed as a notice when it happened

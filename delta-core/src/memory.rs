@@ -72,11 +72,7 @@ fn advise_huge_pages(addr: usize, len: usize) {
         // not yet handed out); MADV_HUGEPAGE only changes how the kernel backs those pages,
         // never their contents or mapping, and where unsupported it fails without effect.
         unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                end - start,
-                libc::MADV_HUGEPAGE,
-            );
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -99,7 +95,10 @@ mod tests {
         v[100] = 1;
         v.truncate(10);
         grow_zeroed(&mut v, 4 << 20);
-        assert!(v[10..].iter().all(|&b| b == 0), "reused capacity is zeroed again");
+        assert!(
+            v[10..].iter().all(|&b| b == 0),
+            "reused capacity is zeroed again"
+        );
     }
 
     #[test]

@@ -34,9 +34,14 @@
 //! `ssh_count` (a bench binary beside this one) relays the ssh pipe and records the bytes each
 //! way; the table shows, per pass, both tools' times and their ratio, the bytes that crossed
 //! the pipe (sent + received, before ssh's encryption) and their ratio, and the number of
-//! direction changes on the pipe. The relay costs both tools some time (about 10 % on a tree
-//! of small files, a little more for deltasync, which writes more and smaller frames);
-//! `--no-count` leaves it out and shows times only. Targets: time ≤ 0.7× rsync's for the
+//! direction changes on the pipe. deltasync's passes after its first reach the far deltasync
+//! it kept (`delta_core::transport::kept`) through a forward on the kept ssh login, which the
+//! relay does not see: for those, the bytes are the ones deltasync's JSON report counted on
+//! its connection (where both counts exist they agree, the relay's being larger by the helper
+//! that keeps the far server; a warning says otherwise), and the turns show as 0. The relay
+//! costs a tool some time (about 10 % on a tree of small files), so it costs rsync on every
+//! pass and deltasync on its first only: `--no-count` leaves it out for both and shows times
+//! only, the fair comparison of times. Targets: time ≤ 0.7× rsync's for the
 //! copies, ≤ 0.5× for the final and the no-change syncs; bytes ≤ 1.0× rsync's. Peak memory is
 //! not shown there: the far side's processes are not children of the runner. On a shared
 //! machine the disk's writeback dominates the file-creating passes and varies several-fold
@@ -419,12 +424,17 @@ fn same_tree(a: &Path, b: &Path, exact: bool) -> Result<(), String> {
     ))
 }
 
-/// Runs a command under GNU time; returns wall time, peak RSS (KiB) and exit code, or `None`
-/// if it ran past `timeout`: then it is killed with everything it started, and `on_timeout`
-/// runs first (to kill what it started elsewhere, such as a far side that hangs too). (Measuring
-/// with `wait4` here would count the pages this process shares with the forked child before
-/// it execs.)
-fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Duration, u64, i32)> {
+/// Runs a command under GNU time, its standard output into `out` (or nowhere); returns wall
+/// time, peak RSS (KiB) and exit code, or `None` if it ran past `timeout`: then it is killed
+/// with everything it started, and `on_timeout` runs first (to kill what it started
+/// elsewhere, such as a far side that hangs too). (Measuring with `wait4` here would count the
+/// pages this process shares with the forked child before it execs.)
+fn timed(
+    cmd: &Command,
+    out: Option<&Path>,
+    timeout: Duration,
+    on_timeout: &dyn Fn(),
+) -> Option<(Duration, u64, i32)> {
     let rss_file = std::env::temp_dir().join(format!("tree-bench-rss-{}", std::process::id()));
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
@@ -440,8 +450,12 @@ fn timed(cmd: &Command, timeout: Duration, on_timeout: &dyn Fn()) -> Option<(Dur
         }
     }
     let t = Instant::now();
+    let stdout = match out {
+        Some(p) => std::process::Stdio::from(fs::File::create(p).expect("the output file")),
+        None => std::process::Stdio::null(),
+    };
     let mut child = wrapped
-        .stdout(std::process::Stdio::null())
+        .stdout(stdout)
         .spawn()
         .expect("GNU time (apt-get install time)");
     let pid = child.id();
@@ -673,6 +687,26 @@ impl Wire {
     fn total(self) -> u64 {
         self.sent + self.received
     }
+    /// The bytes deltasync's JSON report says its session sent and received (no turns: the
+    /// relay alone sees them).
+    fn reported(path: &Path) -> Option<Wire> {
+        let text = fs::read_to_string(path).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let at = text.find(&format!("\"{name}\": "))? + name.len() + 4;
+            let digits: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        let w = Wire {
+            sent: field("wire_sent")?,
+            received: field("wire_received")?,
+            turns: 0,
+        };
+        (w.total() > 0).then_some(w)
+    }
+
     /// Sums the lines `ssh_count` appended (one per ssh connection).
     fn read(path: &Path) -> Option<Wire> {
         let text = fs::read_to_string(path).ok()?;
@@ -722,7 +756,7 @@ struct Bench<'a> {
 }
 
 /// The three tools of a pass.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Deltasync,
     DeltasyncInplace,
@@ -783,10 +817,13 @@ impl Bench<'_> {
                     ds.arg("--inplace");
                 }
                 if let Some(rsh) = &self.rsh {
+                    // The JSON report carries the bytes the session itself counted: a pass
+                    // through the kept far server does not pass the relay.
                     ds.arg("-e")
                         .arg(rsh)
                         .arg("--remote-bin")
-                        .arg(self.deltasync);
+                        .arg(self.deltasync)
+                        .arg("--json");
                 }
                 ds
             }
@@ -818,7 +855,10 @@ impl Bench<'_> {
                 kill_descendants(pid);
             }
         };
-        let Some((time, rss, code)) = timed(&cmd, timeout, &kill_far) else {
+        let report = self.work.join("report.json");
+        let _ = fs::remove_file(&report);
+        let out = (self.rsh.is_some() && tool != Tool::Rsync).then_some(report.as_path());
+        let Some((time, rss, code)) = timed(&cmd, out, timeout, &kill_far) else {
             eprintln!(
                 "HUNG: {} ran past {:.0} s; killed",
                 tool.name(),
@@ -833,10 +873,28 @@ impl Bench<'_> {
             };
         };
         let wire = self.rsh.as_ref().filter(|_| self.count).map(|_| {
-            Wire::read(&count_file).unwrap_or_else(|| {
-                eprintln!("warning: ssh_count wrote no counts for {}", tool.name());
-                Wire::default()
-            })
+            let relayed = Wire::read(&count_file);
+            let reported = out.and_then(Wire::reported);
+            match (relayed, reported) {
+                (Some(r), Some(own)) => {
+                    // Both: the relay also carried the helper that keeps a far server.
+                    if r.total() < own.total() || r.total() > own.total() + (64 << 10) {
+                        eprintln!(
+                            "warning: {} counted {} bytes on the wire, the relay {}",
+                            tool.name(),
+                            own.total(),
+                            r.total()
+                        );
+                    }
+                    r
+                }
+                (Some(r), None) => r,
+                (None, Some(own)) => own,
+                (None, None) => {
+                    eprintln!("warning: no byte counts for {}", tool.name());
+                    Wire::default()
+                }
+            }
         });
         Run {
             time,

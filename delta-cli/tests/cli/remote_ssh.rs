@@ -41,6 +41,39 @@ pub(crate) fn bin_path() -> &'static Path {
 }
 
 #[test]
+fn the_report_counts_the_bytes_on_the_wire() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let src = sc.tree("src");
+    src.file("big.bin", data(5, 1 << 20));
+    let dst = sc.tree("dst");
+    let o = pull(s(&rsh), "copy", &src, &dst, &["--json", "--no-compress"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (sent, received) = (
+        v["stats"]["wire_sent"].as_u64().unwrap(),
+        v["stats"]["wire_received"].as_u64().unwrap(),
+    );
+    assert!(
+        (1 << 20..(1 << 20) + (64 << 10)).contains(&received),
+        "the file's MiB and a little framing came in: {received}"
+    );
+    assert!((1..4096).contains(&sent), "requests went out: {sent}");
+    // --stats shows them; a local pass has none.
+    let o = pull(s(&rsh), "sync", &src, &dst, &["--stats"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(" bytes received"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let local = sc.tree("local");
+    let o = ds(&["copy", src.arg(), local.arg(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stats"]["wire_sent"], 0);
+    assert_eq!(v["stats"]["wire_received"], 0);
+}
+
+#[test]
 fn pull_copy_sync_check_through_a_remote_shell() {
     let sc = Scratch::new();
     let rsh = fake_rsh(&sc);
@@ -440,8 +473,21 @@ fn with_runtime(
     to: &str,
     rsh: &str,
 ) -> std::process::Output {
+    with_remote_bin(runtime, reuse, verb, from, to, rsh, s(bin_path()))
+}
+
+/// [`with_runtime`] with another far binary.
+fn with_remote_bin(
+    runtime: &Path,
+    reuse: Option<&str>,
+    verb: &str,
+    from: &str,
+    to: &str,
+    rsh: &str,
+    remote_bin: &str,
+) -> std::process::Output {
     let mut c = Command::new(bin());
-    c.args([verb, from, to, "-e", rsh, "--remote-bin", s(bin_path())])
+    c.args([verb, from, to, "-e", rsh, "--remote-bin", remote_bin])
         .env("XDG_RUNTIME_DIR", runtime);
     match reuse {
         Some(v) => c.env("DELTASYNC_SSH_REUSE", v),
@@ -451,9 +497,11 @@ fn with_runtime(
 }
 
 fn sockets(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Ends a kept login (`ssh -O exit`).
@@ -473,49 +521,104 @@ fn later_passes_reuse_the_first_passs_ssh_login() {
     let rsh = sshd.rsh();
     let runtime = sc.path("runtime");
     fs::create_dir_all(&runtime).unwrap();
+    // The far binary behind a wrapper that logs each start over ssh; a kept server starts the
+    // binary itself, so passes through it leave no line.
+    let log = sc.path("far-starts.log");
+    let wrapper = sc.path("far-deltasync");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            bin_path().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let starts = || fs::read_to_string(&log).unwrap_or_default();
     let src = sc.tree("src");
     full_tree(&src);
     let dst = sc.tree("dst");
     let to = format!("127.0.0.1:{}", dst.arg());
-    let push =
-        |verb: &str, reuse: Option<&str>| with_runtime(&runtime, reuse, verb, src.arg(), &to, &rsh);
+    let push = |verb: &str, reuse: Option<&str>| {
+        with_remote_bin(&runtime, reuse, verb, src.arg(), &to, &rsh, s(&wrapper))
+    };
     let o = push("copy", None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let kept = sockets(&runtime.join("deltasync"));
-    assert_eq!(kept.len(), 1, "one kept login: {kept:?}");
-    let mode = fs::metadata(runtime.join("deltasync"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let dir = runtime.join("deltasync");
+    let kept = sockets(&dir);
+    assert_eq!(
+        kept.len(),
+        2,
+        "one kept login and one forward to a kept far server: {kept:?}"
+    );
+    let (master, forward) = (kept[0].clone(), kept[1].clone());
+    assert!(
+        forward
+            .to_str()
+            .unwrap()
+            .starts_with(master.to_str().unwrap()),
+        "the forward sits beside its master: {kept:?}"
+    );
+    let mode = fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "the socket directory is private");
+    let first = starts();
+    let mut lines: Vec<&str> = first.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["server", "server --keep 600"],
+        "the pass and its helper (in either order) started the far binary over ssh"
+    );
 
-    // No new login is possible any more: the next pass can only run over the kept one.
+    // No new login is possible any more: the next passes can only run over the kept login.
     fs::write(sshd.key.with_file_name("authorized_keys"), "").unwrap();
     src.file("later.txt", b"written between passes");
     let o = push("sync", None);
-    assert_eq!(
-        code(&o),
-        0,
-        "the second pass reuses the login: {}",
-        stderr(&o)
-    );
+    assert_eq!(code(&o), 0, "the second pass is served: {}", stderr(&o));
     assert_same(
         &Listing::of(&src.root),
         &Listing::of(&dst.root),
         "after the second pass",
     );
+    assert_eq!(
+        starts(),
+        first,
+        "the second pass reached the kept far server"
+    );
+
+    // A forward whose far end is gone (here: a socket that closes at once): the pass starts
+    // over the kept login instead, and keeps a far server again.
+    fs::remove_file(&forward).unwrap();
+    let dead = std::os::unix::net::UnixListener::bind(&forward).unwrap();
+    let closer = std::thread::spawn(move || drop(dead.accept()));
+    src.file("later2.txt", b"written after the far server went");
+    let o = push("sync", None);
+    assert_eq!(code(&o), 0, "falls back to ssh: {}", stderr(&o));
+    closer.join().unwrap();
+    assert_same(
+        &Listing::of(&src.root),
+        &Listing::of(&dst.root),
+        "after the fallback",
+    );
+    assert_eq!(starts().lines().count(), 4, "started over ssh again");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&forward).is_ok(),
+        "the forward is back"
+    );
+
     // Reuse switched off: a fresh login, refused.
     let o = push("sync", Some("0"));
     assert_ne!(code(&o), 0, "without reuse the login is refused");
     // Multiplexing switched off on the command line: the kept login is not used either.
     let off = format!("{rsh} -o ControlMaster=no");
-    let o = with_runtime(&runtime, None, "sync", src.arg(), &to, &off);
+    let o = with_remote_bin(&runtime, None, "sync", src.arg(), &to, &off, s(&wrapper));
     assert_ne!(
         code(&o),
         0,
         "ControlMaster=no on the command line means a fresh login, refused"
     );
-    end_master(&kept[0]);
+    end_master(&master);
 }
 
 #[test]

@@ -131,6 +131,14 @@ pub struct Stats {
     /// Wall-clock time.
     #[serde(serialize_with = "secs", deserialize_with = "from_secs")]
     pub elapsed: Duration,
+    /// With a far side: bytes this side sent it (the session's frames, compressed, as they
+    /// entered ssh's pipe or the kept server's socket); 0 for a local pass. Filled in by
+    /// whoever holds the connection ([`crate::transport::Duplex::counted`]).
+    #[serde(default)]
+    pub wire_sent: u64,
+    /// With a far side: bytes received from it.
+    #[serde(default)]
+    pub wire_received: u64,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -265,6 +273,8 @@ impl Tally {
             extra: l(&self.extra),
             differ: l(&self.differ),
             elapsed,
+            wire_sent: 0,
+            wire_received: 0,
         }
     }
 }

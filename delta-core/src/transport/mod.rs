@@ -11,10 +11,13 @@
 //! - [`Connector`] is how a far deltasync is started and reached: [`SshCommand`] spawns the
 //!   user's `ssh`; any other way (an in-process SSH client, a socket) implements the same trait
 //!   and yields a [`Connection`];
+//! - [`kept`]: with login reuse, passes after the first reach a far deltasync kept from the
+//!   first, through a forward on the kept ssh login, without a login shell or an `ssh` start;
 //! - [`libssh2::Libssh2Connector`] (cargo feature `libssh2`, on by default) reaches the far
 //!   side in-process over libssh2, without an `ssh` binary: host-key checking against
 //!   known_hosts, keys from the agent or files, full duplex through one pump thread.
 
+pub mod kept;
 #[cfg(feature = "libssh2")]
 pub mod libssh2;
 pub mod pipe;
@@ -24,6 +27,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Duration;
 
 /// A remote tree operand: `[user@]host:path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,14 +125,35 @@ impl SshCommand {
     /// With [`SshCommand::tuning`] set, this asks `ssh -G` what the user's configuration
     /// leaves open (see [`tune`]).
     pub fn argv(&self, remote: &Remote, server_args: &[String]) -> Vec<OsString> {
-        let mut v: Vec<OsString> = self.rsh.iter().map(OsString::from).collect();
+        self.full_argv(&self.tuned(remote).0, remote, server_args)
+    }
+
+    /// The remote shell's words with the tuning's options in place, and the master's socket
+    /// when login reuse was added.
+    fn tuned(&self, remote: &Remote) -> (Vec<String>, Option<String>) {
+        let mut words = self.rsh.clone();
+        let mut master = None;
         if let Some((at, opts)) = self
             .tuning
             .as_ref()
             .and_then(|r| r.options(&self.rsh, &remote.destination()))
         {
-            v.splice(at..at, opts.into_iter().map(OsString::from));
+            master = opts
+                .iter()
+                .find_map(|o| o.strip_prefix("ControlPath="))
+                .map(String::from);
+            words.splice(at..at, opts);
         }
+        (words, master)
+    }
+
+    fn full_argv(
+        &self,
+        words: &[String],
+        remote: &Remote,
+        server_args: &[String],
+    ) -> Vec<OsString> {
+        let mut v: Vec<OsString> = words.iter().map(OsString::from).collect();
         v.push(remote.destination().into());
         v.push(remote_command(&self.remote_bin, server_args).into());
         v
@@ -136,7 +161,10 @@ impl SshCommand {
 
     /// Starts the far side; its standard error is passed through to ours.
     pub fn spawn(&self, remote: &Remote, server_args: &[String]) -> io::Result<SshChild> {
-        let argv = self.argv(remote, server_args);
+        self.spawn_argv(self.argv(remote, server_args))
+    }
+
+    fn spawn_argv(&self, argv: Vec<OsString>) -> io::Result<SshChild> {
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::piped())
@@ -169,7 +197,29 @@ pub trait Connector: Send + Sync {
 
 impl Connector for SshCommand {
     fn connect(&self, remote: &Remote, server_args: &[String]) -> io::Result<Connection> {
-        let mut child = self.spawn(remote, server_args)?;
+        let (words, master) = self.tuned(remote);
+        // With login reuse, a far server kept from an earlier pass ([`kept`]) is reached
+        // through its forward; anything amiss there and the pass starts over ssh. Not for a
+        // far command of several words (`sudo deltasync`): its server could not be reached
+        // as the login user, so it runs as given every pass.
+        let plain_bin = shell_words(&self.remote_bin).is_ok_and(|w| w.len() == 1);
+        let kept_route = master
+            .filter(|_| plain_bin && server_args == ["server"])
+            .map(|m| {
+                let local = kept::local_socket(&m, &self.remote_bin);
+                (std::path::PathBuf::from(m), local)
+            });
+        if let Some((_, local)) = &kept_route {
+            if tune::is_socket(local) {
+                match kept::reach(local) {
+                    Ok(stream) => return kept_connection(stream),
+                    Err(_) => {
+                        let _ = std::fs::remove_file(local);
+                    }
+                }
+            }
+        }
+        let mut child = self.spawn_argv(self.full_argv(&words, remote, server_args))?;
         let duplex = child.duplex().expect("a fresh child has its pipes");
         let child = std::sync::Arc::new(std::sync::Mutex::new(child.child));
         let killer = std::sync::Arc::downgrade(&child);
@@ -180,10 +230,54 @@ impl Connector for SshCommand {
                 let _ = c.lock().unwrap_or_else(|e| e.into_inner()).kill();
             }
         });
+        // Meanwhile, keep a far server for the passes that follow.
+        let helper = kept_route.map(|(master, local)| {
+            let destination = remote.destination();
+            let remote_bin = self.remote_bin.clone();
+            let idle = self.tuning.as_ref().map_or(Duration::ZERO, |t| t.reuse);
+            std::thread::spawn(move || {
+                kept::establish(&words, &destination, &remote_bin, idle, &master, &local)
+            })
+        });
         Ok(Connection::new(duplex, move || {
             let status = child.lock().unwrap_or_else(|e| e.into_inner()).wait()?;
+            if let Some(h) = helper {
+                let _ = h.join();
+            }
             Ok(status.code())
         }))
+    }
+}
+
+/// A session's streams over a connection to a kept server.
+fn kept_connection(stream: std::os::unix::net::UnixStream) -> io::Result<Connection> {
+    let reader = stream.try_clone()?;
+    let closer = stream.try_clone()?;
+    let duplex = Duplex::new(reader, SocketWriter(stream)).with_abort(move || {
+        let _ = closer.shutdown(std::net::Shutdown::Both);
+    });
+    Ok(Connection::new(duplex, || Ok(None)))
+}
+
+/// The writing half of a socket: dropping it ends our direction (the far side reads the end
+/// of its input), as closing a pipe to ssh does, although the reading half stays open.
+struct SocketWriter(std::os::unix::net::UnixStream);
+
+impl Write for SocketWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for SocketWriter {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
     }
 }
 
@@ -282,6 +376,64 @@ pub struct Duplex {
     pub abort: Option<Abort>,
 }
 
+/// Bytes that crossed a [`Duplex`] each way, as counted by [`Duplex::counted`]: what a
+/// session wrote to and read from its ssh pipes or socket (after compression, before ssh's
+/// encryption).
+#[derive(Debug, Clone, Default)]
+pub struct WireCount {
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl WireCount {
+    /// Bytes written to the far side so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes read from the far side so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+struct CountingWriter {
+    inner: Box<dyn Write + Send>,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.inner.write_vectored(bufs)?;
+        self.n
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 impl std::fmt::Debug for Duplex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Duplex").finish_non_exhaustive()
@@ -296,6 +448,23 @@ impl Duplex {
             writer: Box::new(writer),
             abort: None,
         }
+    }
+
+    /// The same streams, counting the bytes that cross them each way.
+    pub fn counted(self) -> (Duplex, WireCount) {
+        let count = WireCount::default();
+        let duplex = Duplex {
+            reader: Box::new(CountingReader {
+                inner: self.reader,
+                n: count.received.clone(),
+            }),
+            writer: Box::new(CountingWriter {
+                inner: self.writer,
+                n: count.sent.clone(),
+            }),
+            abort: self.abort,
+        };
+        (duplex, count)
     }
 
     /// The same streams, torn down by `abort` when the session gives up on a stalled peer.
@@ -458,6 +627,30 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counted_duplex_counts_each_way() {
+        let (a, b) = Duplex::pair(8);
+        let (mut a, count) = a.counted();
+        let mut b = b;
+        a.writer.write_all(b"hello").unwrap();
+        // A vectored write may take only part: what it took is what counts.
+        let n = a
+            .writer
+            .write_vectored(&[io::IoSlice::new(b"ab"), io::IoSlice::new(b"c")])
+            .unwrap();
+        a.writer.flush().unwrap();
+        b.writer.write_all(b"0123456789").unwrap();
+        b.writer.flush().unwrap();
+        let mut got = [0u8; 10];
+        a.reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"0123456789");
+        let mut got = Vec::new();
+        drop(a.writer);
+        b.reader.read_to_end(&mut got).unwrap();
+        assert_eq!(got, &b"helloabc"[..5 + n]);
+        assert_eq!((count.sent(), count.received()), (5 + n as u64, 10));
+    }
 
     #[test]
     fn remote_operands() {

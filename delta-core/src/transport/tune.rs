@@ -139,7 +139,7 @@ impl SshTuning {
 
 /// Whether `path` is a socket (a master's, alive or stale: ssh removes a stale one itself
 /// and starts a new master).
-fn is_socket(path: &Path) -> bool {
+pub(crate) fn is_socket(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
@@ -227,7 +227,7 @@ fn config_multiplexes(g: &str) -> bool {
 }
 
 /// `$XDG_RUNTIME_DIR/deltasync` when that is set and absolute, else `/tmp/deltasync-UID`.
-fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
         Some(d) if d.is_absolute() => d.join("deltasync"),
         _ => {
@@ -242,7 +242,7 @@ fn default_dir() -> PathBuf {
 
 /// `dir`, created with mode 0700 if missing, if it is a real directory of ours that nobody
 /// else can enter.
-fn private_dir(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn private_dir(dir: &Path) -> Option<PathBuf> {
     let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
     let m = std::fs::symlink_metadata(dir).ok()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
