@@ -74,6 +74,36 @@ fn the_report_counts_the_bytes_on_the_wire() {
 }
 
 #[test]
+fn json_output_asks_a_far_receiver_for_problems_only() {
+    let sc = Scratch::new();
+    let rsh = fake_rsh(&sc);
+    let src = sc.tree("src");
+    for i in 0..400 {
+        src.file(&format!("d{}/m{i}.eml", i % 7), format!("message {i}"));
+    }
+    let dst = sc.tree("dst");
+    let to = format!("somehost:{}", dst.arg());
+    let received = |extra: &[&str]| {
+        let o = over(s(&rsh), "sync", src.arg(), &to, extra);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            v["stats"]["source_entries"], 407,
+            "the report came back whole"
+        );
+        v["stats"]["wire_received"].as_u64().unwrap()
+    };
+    received(&["--json"]);
+    // Nothing changed: with --progress every entry's event comes back, with --json alone not.
+    let all = received(&["--json", "--progress"]);
+    let json = received(&["--json"]);
+    assert!(
+        json * 2 < all,
+        "--json received {json} bytes, --json --progress {all}"
+    );
+}
+
+#[test]
 fn pull_copy_sync_check_through_a_remote_shell() {
     let sc = Scratch::new();
     let rsh = fake_rsh(&sc);
