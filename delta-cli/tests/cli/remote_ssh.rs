@@ -493,20 +493,8 @@ fn pull_through_a_real_openssh_server_on_loopback() {
     );
 }
 
-/// `deltasync VERB FROM TO -e RSH --remote-bin <this build>` with `XDG_RUNTIME_DIR` set to
+/// `deltasync VERB FROM TO -e RSH --remote-bin REMOTE_BIN` with `XDG_RUNTIME_DIR` set to
 /// `runtime` (where the kept logins' sockets go) and `DELTASYNC_SSH_REUSE` as given.
-fn with_runtime(
-    runtime: &Path,
-    reuse: Option<&str>,
-    verb: &str,
-    from: &str,
-    to: &str,
-    rsh: &str,
-) -> std::process::Output {
-    with_remote_bin(runtime, reuse, verb, from, to, rsh, s(bin_path()))
-}
-
-/// [`with_runtime`] with another far binary.
 fn with_remote_bin(
     runtime: &Path,
     reuse: Option<&str>,
@@ -668,7 +656,7 @@ fn a_users_own_multiplexing_is_left_alone() {
     full_tree(&src);
     let dst = sc.tree("dst");
     let to = format!("127.0.0.1:{}", dst.arg());
-    let o = with_runtime(&runtime, None, "copy", src.arg(), &to, &rsh);
+    let o = with_remote_bin(&runtime, None, "copy", src.arg(), &to, &rsh, s(bin_path()));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         sockets(&runtime.join("deltasync")).is_empty(),

@@ -133,16 +133,13 @@ impl SshCommand {
     fn tuned(&self, remote: &Remote) -> (Vec<String>, Option<String>) {
         let mut words = self.rsh.clone();
         let mut master = None;
-        if let Some((at, opts)) = self
+        if let Some(t) = self
             .tuning
             .as_ref()
             .and_then(|r| r.options(&self.rsh, &remote.destination()))
         {
-            master = opts
-                .iter()
-                .find_map(|o| o.strip_prefix("ControlPath="))
-                .map(String::from);
-            words.splice(at..at, opts);
+            words.splice(t.at..t.at, t.opts);
+            master = t.master;
         }
         (words, master)
     }

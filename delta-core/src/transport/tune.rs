@@ -47,6 +47,17 @@ pub struct SshTuning {
     pub dir: Option<PathBuf>,
 }
 
+/// What [`SshTuning::options`] adds to a remote shell command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tuned {
+    /// Where in the command the options go.
+    pub at: usize,
+    /// The options.
+    pub opts: Vec<String>,
+    /// The master's control socket, when login reuse was added.
+    pub master: Option<String>,
+}
+
 /// OpenSSH's default client cipher list (unchanged since 6.9): only this exact list is
 /// reordered.
 const OPENSSH_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com";
@@ -64,11 +75,7 @@ impl SshTuning {
     /// The ssh options to add, and the index in `rsh` to insert them at (right after the
     /// `ssh` word: ssh keeps the first value it sees of an option, and these are only added
     /// when nothing set them). `None`: the command runs as given.
-    pub(crate) fn options(
-        &self,
-        rsh: &[String],
-        destination: &str,
-    ) -> Option<(usize, Vec<String>)> {
+    pub(crate) fn options(&self, rsh: &[String], destination: &str) -> Option<Tuned> {
         let at = ssh_word(rsh)?;
         let aes = self.aes_first && cpu_has_aes();
         let reuse = !self.reuse.is_zero() && !sets_multiplexing(&rsh[at + 1..]);
@@ -82,19 +89,27 @@ impl SshTuning {
         // tens of milliseconds of every pass) is not asked again, and the cipher order does
         // not matter on a connection that already exists.
         if let Some(path) = socket.as_deref().filter(|p| is_socket(Path::new(p))) {
-            return Some((at + 1, self.reuse_options(path)));
+            return Some(Tuned {
+                at: at + 1,
+                opts: self.reuse_options(path),
+                master: socket.clone(),
+            });
         }
         let g = effective_config(&rsh[at..], destination)?;
-        let mut opts = Vec::new();
-        if let Some(path) = socket.filter(|_| !config_multiplexes(&g)) {
-            opts.extend(self.reuse_options(&path));
-        }
+        let master = socket.filter(|_| !config_multiplexes(&g));
+        let mut opts = master
+            .as_deref()
+            .map_or_else(Vec::new, |path| self.reuse_options(path));
         if aes {
             if let Some(list) = aes_first(&g) {
                 opts.extend(["-o".to_string(), format!("Ciphers={list}")]);
             }
         }
-        (!opts.is_empty()).then_some((at + 1, opts))
+        (!opts.is_empty()).then_some(Tuned {
+            at: at + 1,
+            opts,
+            master,
+        })
     }
 
     /// The options that start a master at `path`, or use the one there.
@@ -339,8 +354,9 @@ mod tests {
         let path = r.socket_path(&rsh, "u@h").unwrap();
         assert!(path.starts_with(dir.to_str().unwrap()));
         let _master = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (at, opts) = r.options(&rsh, "u@h").expect("the live master is used");
+        let Tuned { at, opts, master } = r.options(&rsh, "u@h").expect("the live master is used");
         assert_eq!(at, 1);
+        assert_eq!(master.as_deref(), Some(&*path));
         assert!(opts.contains(&"ControlMaster=auto".to_string()));
         assert!(opts.contains(&format!("ControlPath={path}")));
         assert!(opts.contains(&"ControlPersist=60s".to_string()));
