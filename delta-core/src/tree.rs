@@ -16,6 +16,11 @@
 //! replace old ones by rename from a temporary name, so a reader sees the old entry or the
 //! new one.
 //!
+//! The directories new entries go into are kept open for reuse (a few, most recently used;
+//! see [`DirCache`]): a Maildir's thousands of messages per folder then cost one resolution
+//! of the folder instead of one each. A kept directory is still the directory that was
+//! resolved beneath the root; removing a directory through the tree forgets them all.
+//!
 //! New file content is written to an unnamed file (`O_TMPFILE`) where the file system and the
 //! process allow it, linked as its target on commit (or, when the name is taken, linked under
 //! a temporary name and renamed over it); elsewhere to a named temporary. Temporaries are named
@@ -28,6 +33,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::exec::meta::{self, Meta, MetaOptions};
 use crate::scan::EntryKind;
@@ -116,10 +122,12 @@ enum Resolve {
     Walk,
 }
 
-/// A parent directory: the root (borrowed) or one opened for the operation.
+/// A parent directory: the root (borrowed), one opened for the operation, or one kept in
+/// the tree's [`DirCache`].
 enum Dir<'a> {
     Root(BorrowedFd<'a>),
     Owned(OwnedFd),
+    Kept(Arc<OwnedFd>),
 }
 
 impl Dir<'_> {
@@ -127,7 +135,51 @@ impl Dir<'_> {
         match self {
             Dir::Root(fd) => *fd,
             Dir::Owned(fd) => fd.as_fd(),
+            Dir::Kept(fd) => fd.as_fd(),
         }
+    }
+}
+
+/// Directories most recently resolved as parents, by relative path: the newest first, at
+/// most [`DirCache::CAPACITY`].
+#[derive(Debug, Default)]
+struct DirCache {
+    dirs: Mutex<KeptDirs>,
+}
+
+/// Relative paths and their directories, the most recently used first.
+type KeptDirs = Vec<(Box<[u8]>, Arc<OwnedFd>)>;
+
+impl DirCache {
+    /// Enough for the folders a pass's transfers work in at once.
+    const CAPACITY: usize = 16;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptDirs> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, rel_dir: &[u8]) -> Option<Arc<OwnedFd>> {
+        let mut dirs = self.lock();
+        let i = dirs.iter().position(|(p, _)| **p == *rel_dir)?;
+        let fd = dirs[i].1.clone();
+        if i > 0 {
+            let hit = dirs.remove(i);
+            dirs.insert(0, hit);
+        }
+        Some(fd)
+    }
+
+    fn put(&self, rel_dir: &[u8], fd: Arc<OwnedFd>) {
+        let mut dirs = self.lock();
+        if dirs.iter().any(|(p, _)| **p == *rel_dir) {
+            return;
+        }
+        dirs.truncate(Self::CAPACITY - 1);
+        dirs.insert(0, (rel_dir.into(), fd));
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
     }
 }
 
@@ -135,9 +187,11 @@ impl Dir<'_> {
 #[derive(Debug)]
 pub struct Tree {
     /// `O_PATH` descriptor of the root directory.
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
     root_path: PathBuf,
     resolve: Resolve,
+    /// Parent directories kept open for the next entry in them.
+    dirs: DirCache,
     /// New files may be unnamed until committed (see [`Tree::new_file_beside`]).
     unnamed: bool,
 }
@@ -164,9 +218,10 @@ impl Tree {
             Err(_) => Resolve::Walk,
         };
         Ok(Tree {
-            root: fd,
+            root: Arc::new(fd),
             root_path: root.to_path_buf(),
             resolve,
+            dirs: DirCache::default(),
             unnamed: true,
         })
     }
@@ -241,8 +296,9 @@ impl Tree {
     pub fn new_file_beside(&self, rel: &[u8], mode: u32) -> io::Result<TreeTemp> {
         let (parent, name) = split(rel, "replaced by a file")?;
         let dir = match self.parent(parent)? {
-            Dir::Root(fd) => fd.try_clone_to_owned()?,
-            Dir::Owned(fd) => fd,
+            Dir::Root(_) => self.root.clone(),
+            Dir::Owned(fd) => Arc::new(fd),
+            Dir::Kept(fd) => fd,
         };
         let unnamed = if self.unnamed {
             unnamed_file(dir.as_fd(), mode & 0o777)?
@@ -344,7 +400,9 @@ impl Tree {
     /// Removes the empty directory `rel`.
     pub fn remove_dir(&self, rel: &[u8]) -> io::Result<()> {
         let (parent, name) = split(rel, "removed")?;
-        sys::unlinkat(self.parent(parent)?.fd(), &name, libc::AT_REMOVEDIR)
+        let dir = self.parent(parent)?;
+        self.dirs.clear();
+        sys::unlinkat(dir.fd(), &name, libc::AT_REMOVEDIR)
     }
 
     /// Removes `rel` and, for a directory, everything beneath it, through directory
@@ -354,7 +412,9 @@ impl Tree {
     /// One descriptor is held per directory level being emptied.
     pub fn remove_all(&self, rel: &[u8]) -> io::Result<()> {
         let (parent, name) = split(rel, "removed")?;
-        remove_tree_at(self.parent(parent)?.fd(), &name)
+        let dir = self.parent(parent)?;
+        self.dirs.clear();
+        remove_tree_at(dir.fd(), &name)
     }
 
     /// The `lstat` of `rel`: a symlink is described itself.
@@ -408,11 +468,12 @@ impl Tree {
         if rel_dir.is_empty() {
             return Ok(Dir::Root(self.root.as_fd()));
         }
-        Ok(Dir::Owned(self.open_beneath(
-            rel_dir,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-        )?))
+        if let Some(fd) = self.dirs.get(rel_dir) {
+            return Ok(Dir::Kept(fd));
+        }
+        let fd = Arc::new(self.open_beneath(rel_dir, libc::O_PATH | libc::O_DIRECTORY, 0)?);
+        self.dirs.put(rel_dir, fd.clone());
+        Ok(Dir::Kept(fd))
     }
 
     /// Opens the checked, non-empty `rel` beneath the root; no component may be a symlink.
@@ -658,7 +719,7 @@ fn gone_is_fine(r: io::Result<()>) -> io::Result<()> {
 pub struct TreeTemp {
     /// The directory holding both names: the rename happens there even if the directory was
     /// moved or a symlink swapped into its path meanwhile.
-    dir: OwnedFd,
+    dir: Arc<OwnedFd>,
     /// The temporary's name; empty once committed, and for an unnamed file.
     temp: CString,
     target: CString,
@@ -1389,6 +1450,46 @@ mod tests {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             assert_eq!(reader.join().unwrap(), 0);
         });
+    }
+
+    #[test]
+    fn a_kept_directory_is_forgotten_once_removed_through_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        for (i, t) in both(dir.path()).iter().enumerate() {
+            let d = format!("d{i}");
+            let rel = |n: &str| format!("{d}/{n}").into_bytes();
+            t.mkdir(d.as_bytes(), 0o755).unwrap();
+            let mut f = t.new_file_beside(&rel("a"), 0o644).unwrap();
+            f.file().write_all(b"a").unwrap();
+            f.commit().unwrap();
+            assert_eq!(t.dirs.lock().len(), 1, "the parent is kept");
+            // Kept: the next file in it resolves nothing.
+            let mut f = t.new_file_beside(&rel("b"), 0o644).unwrap();
+            f.file().write_all(b"b").unwrap();
+            f.commit().unwrap();
+            assert_eq!(std::fs::read(dir.path().join(&d).join("b")).unwrap(), b"b");
+
+            // Replaced through the tree by a symlink out of it: not written through.
+            t.remove_all(d.as_bytes()).unwrap();
+            assert!(t.dirs.lock().is_empty());
+            t.symlink(d.as_bytes(), outside.path().as_os_str().as_bytes())
+                .unwrap();
+            assert!(t.new_file_beside(&rel("c"), 0o644).is_err());
+            assert!(t.lstat(&rel("c")).is_err());
+
+            // Removed while empty and made again: the new directory is the one written in.
+            t.mkdir(b"e", 0o755).unwrap();
+            t.lstat(b"e/x").unwrap_err();
+            t.remove_dir(b"e").unwrap();
+            t.mkdir(b"e", 0o755).unwrap();
+            let mut f = t.new_file_beside(b"e/x", 0o644).unwrap();
+            f.file().write_all(b"x").unwrap();
+            f.commit().unwrap();
+            assert_eq!(std::fs::read(dir.path().join("e/x")).unwrap(), b"x");
+            t.remove_all(b"e").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
     #[test]
