@@ -104,8 +104,8 @@ fn run_inner(mode: Mode, a: TreeArgs) -> anyhow::Result<u8> {
             o.compare.skip_newer_dst = a.update;
             o.transfers = match a.transfers {
                 Some(t) => t,
-                // Each transfer waits a round trip: more of them hide it.
-                None if remote => delta_core::sync::REMOTE_TRANSFERS,
+                // Transfers not asked for ahead wait a round trip: several hide it.
+                None if remote => delta_core::sync::remote_transfers(),
                 None => o.transfers,
             };
             o.transfer.inplace = a.inplace;

@@ -1078,8 +1078,8 @@ fn execute(a: &RsyncArgs, plan: Plan) -> u8 {
                 o.max_delete = max_delete;
                 o.force_delete = a.force_delete;
                 if !matches!(job.far, Far::None) {
-                    // Each transfer waits a round trip: more of them hide it.
-                    o.transfers = delta_core::sync::REMOTE_TRANSFERS;
+                    // Transfers not asked for ahead wait a round trip: several hide it.
+                    o.transfers = delta_core::sync::remote_transfers();
                 }
                 // DEST's parent was checked here for local jobs; `DEST/NAME` may need DEST made.
                 o.mkpath = a.mkpath || job.root_name.is_some();

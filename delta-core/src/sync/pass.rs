@@ -37,6 +37,11 @@ impl Task {
             .as_ref()
             .is_none_or(|r| r.load(std::sync::atomic::Ordering::Acquire))
     }
+
+    /// A transfer whose data was asked for ahead: once ready, only a small file to write.
+    fn is_quick(&self) -> bool {
+        self.ready.is_some()
+    }
 }
 
 /// What every part of the pass shares.
@@ -238,7 +243,11 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
         Box::new(std::iter::empty())
     };
 
-    let queue = Arc::new(WorkQueue::<Task>::new(opts.transfers * 8, Task::is_ready));
+    let queue = Arc::new(WorkQueue::<Task>::new(
+        (opts.transfers * 8).max(PLANNED_AHEAD),
+        Task::is_ready,
+        Task::is_quick,
+    ));
     let weak = Arc::downgrade(&queue);
     ctx.src.set_waker(Some(Arc::new(move || {
         if let Some(q) = weak.upgrade() {
@@ -259,6 +268,13 @@ pub(super) fn run_from(job: &SyncJob, src: &dyn Source) -> Result<Report, SyncEr
     ctx.src.set_waker(None);
     finish(&ctx, st, started)
 }
+
+/// Transfers planned ahead of the workers, at least. A far source is asked for a small new
+/// file's data when its transfer is planned ([`Source::prepare`]), so this is also how many
+/// such files are in flight: enough that the workers never wait a round trip (a push of
+/// 60,000 small files on 2 cores with 4 transfers: 128 in flight 1.83 s, 512 1.62 s), and
+/// at most 32 MiB of data buffered (files up to 64 KiB are asked for ahead).
+const PLANNED_AHEAD: usize = 512;
 
 /// What the planning loop leaves for the end of the pass.
 #[derive(Default)]
@@ -682,7 +698,8 @@ fn file_type_bits(kind: EntryKind) -> u32 {
 
 /// A transfer worker: takes files until the planner is done.
 fn worker(ctx: &Ctx<'_>, queue: &WorkQueue<Task>) {
-    while let Some(task) = queue.take(|| ctx.src.flush_prepared()) {
+    let mut worker = queue.worker();
+    while let Some(task) = worker.take(|| ctx.src.flush_prepared()) {
         if ctx.source_lost() {
             continue;
         }

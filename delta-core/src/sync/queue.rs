@@ -11,6 +11,13 @@
 //! together, instead of each sleeping on its own file's data, and the source wakes them once
 //! per batch of data ([`WorkQueue::wake`]). A worker that takes a task and sees the next one
 //! ready wakes another, so as many run as there is ready work.
+//!
+//! Except for *quick* tasks (a small file whose data is already here: CPU work only): while
+//! workers are busy with those, another is woken only once more than [`WAKE_PER_BUSY`] ready
+//! tasks per busy worker wait, since the busy ones come back for them within microseconds.
+//! Sixteen workers woken for a batch of small files on two cores mostly wait for each other:
+//! a push of 60,000 small files with 16 workers took 1.88 s with this rule against 1.98 s
+//! without (medians of 6).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -25,6 +32,8 @@ pub(crate) struct WorkQueue<T> {
     cap: usize,
     /// Whether a task may be taken now.
     ready: fn(&T) -> bool,
+    /// Whether a task, once ready, is quick (see the module doc).
+    quick: fn(&T) -> bool,
 }
 
 struct State<T> {
@@ -34,11 +43,43 @@ struct State<T> {
     idle: usize,
     /// The planner waits for room.
     full: bool,
+    /// Workers busy with a quick task.
+    busy: usize,
+}
+
+/// Ready tasks waiting per worker busy with a quick one before another worker is woken.
+pub(crate) const WAKE_PER_BUSY: usize = 8;
+
+/// A worker's end of a [`WorkQueue`]: takes tasks, and tells the queue when it comes back from
+/// a quick one.
+pub(crate) struct Worker<'q, T> {
+    queue: &'q WorkQueue<T>,
+    /// The last task taken was quick.
+    quick: bool,
+}
+
+impl<T> Worker<'_, T> {
+    /// [`WorkQueue::take`], for this worker.
+    pub(crate) fn take(&mut self, before_wait: impl Fn()) -> Option<T> {
+        let task = self.queue.take_after(self.quick, before_wait);
+        self.quick = task.as_ref().is_some_and(self.queue.quick);
+        task
+    }
+}
+
+impl<T> Drop for Worker<'_, T> {
+    fn drop(&mut self) {
+        if self.quick {
+            let mut g = self.queue.lock();
+            g.busy = g.busy.saturating_sub(1);
+        }
+    }
 }
 
 impl<T> WorkQueue<T> {
-    /// A queue holding at most `cap` tasks (at least 2), each taken once `ready` says so.
-    pub(crate) fn new(cap: usize, ready: fn(&T) -> bool) -> Self {
+    /// A queue holding at most `cap` tasks (at least 2), each taken once `ready` says so;
+    /// `quick` tells the tasks that need no more than a moment of CPU once ready.
+    pub(crate) fn new(cap: usize, ready: fn(&T) -> bool, quick: fn(&T) -> bool) -> Self {
         let cap = cap.max(2);
         Self {
             state: Mutex::new(State {
@@ -46,12 +87,35 @@ impl<T> WorkQueue<T> {
                 closed: false,
                 idle: 0,
                 full: false,
+                busy: 0,
             }),
             waiting: Condvar::new(),
             room: Condvar::new(),
             cap,
             ready,
+            quick,
         }
+    }
+
+    /// A worker's end of the queue.
+    pub(crate) fn worker(&self) -> Worker<'_, T> {
+        Worker {
+            queue: self,
+            quick: false,
+        }
+    }
+
+    /// Whether an idle worker should be woken for the ready tasks at the front: more of them
+    /// than [`WAKE_PER_BUSY`] per worker busy with a quick task (any, when none is).
+    fn wants_worker(&self, g: &State<T>) -> bool {
+        let n = g.busy * WAKE_PER_BUSY;
+        g.idle > 0
+            && g.items
+                .iter()
+                .take(n + 1)
+                .take_while(|t| (self.ready)(t))
+                .count()
+                > n
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -77,7 +141,8 @@ impl<T> WorkQueue<T> {
         g.items.push_back(task);
         // A worker takes a ready head; a new head that is not ready needs one to see it too
         // (and have its data sent for: see `take`'s `before_wait`).
-        if g.idle > 0 && (g.items.len() == 1 || g.items.front().is_some_and(self.ready)) {
+        let nudge = g.idle > 0 && g.items.len() == 1 && !g.items.front().is_some_and(self.ready);
+        if nudge || self.wants_worker(&g) {
             self.waiting.notify_one();
         }
     }
@@ -85,13 +150,25 @@ impl<T> WorkQueue<T> {
     /// Takes the oldest task once it is ready, waiting for that; `None` once the queue is
     /// closed and empty. `before_wait` runs (without the lock) before waiting on a task that
     /// is not ready: it must see to it that the task becomes ready.
+    #[cfg(test)]
     pub(crate) fn take(&self, before_wait: impl Fn()) -> Option<T> {
+        self.take_after(false, before_wait)
+    }
+
+    /// [`Self::take`] by a worker coming back from a quick task (`back_from_quick`) or not.
+    fn take_after(&self, back_from_quick: bool, before_wait: impl Fn()) -> Option<T> {
         let mut g = self.lock();
+        if back_from_quick {
+            g.busy = g.busy.saturating_sub(1);
+        }
         let mut nudged = false;
         loop {
             match g.items.front() {
                 Some(front) if (self.ready)(front) => {
                     let task = g.items.pop_front();
+                    if task.as_ref().is_some_and(self.quick) {
+                        g.busy += 1;
+                    }
                     if g.full && g.items.len() <= self.cap / 2 {
                         g.full = false;
                         self.room.notify_one();
@@ -99,7 +176,7 @@ impl<T> WorkQueue<T> {
                     if g.closed && g.items.is_empty() {
                         // Workers waiting for this task to turn ready are done.
                         self.waiting.notify_all();
-                    } else if g.idle > 0 && g.items.front().is_some_and(self.ready) {
+                    } else if self.wants_worker(&g) {
                         self.waiting.notify_one();
                     }
                     return task;
@@ -125,7 +202,7 @@ impl<T> WorkQueue<T> {
     /// Tasks may have become ready: wakes a waiting worker (which wakes more if it finds more).
     pub(crate) fn wake(&self) {
         let g = self.lock();
-        if g.idle > 0 {
+        if self.wants_worker(&g) {
             self.waiting.notify_one();
         }
     }
@@ -158,6 +235,10 @@ mod tests {
         true
     }
 
+    fn never<T>(_: &T) -> bool {
+        false
+    }
+
     /// A task with a readiness flag (as the pass's, for prepared transfers).
     type Flagged = (u32, Option<Arc<AtomicBool>>);
 
@@ -167,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_task_is_taken_only_once_ready_and_in_order() {
-        let q = WorkQueue::<Flagged>::new(8, flag_set);
+        let q = WorkQueue::<Flagged>::new(8, flag_set, never);
         let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
         for (i, f) in flags.iter().enumerate() {
             q.put((i as u32, Some(f.clone())), || {});
@@ -240,7 +321,7 @@ mod tests {
         // A far side that answers nothing until it is sent more than the first request (the
         // worker only ever sends for that one): the tasks become ready only once the planner,
         // finding the queue full, sends for what it queued. Without that, this hangs.
-        let q = WorkQueue::<Flagged>::new(4, flag_set);
+        let q = WorkQueue::<Flagged>::new(4, flag_set, never);
         let flags: Vec<_> = (0..20).map(|_| Arc::new(AtomicBool::new(false))).collect();
         let send_for = |upto: usize| {
             if upto > 1 {
@@ -267,7 +348,7 @@ mod tests {
 
     #[test]
     fn workers_waiting_on_the_last_task_of_a_closed_queue_all_finish() {
-        let q = WorkQueue::<Flagged>::new(4, flag_set);
+        let q = WorkQueue::<Flagged>::new(4, flag_set, never);
         let flag = Arc::new(AtomicBool::new(false));
         q.put((0, Some(flag.clone())), || {});
         q.close();
@@ -290,7 +371,7 @@ mod tests {
 
     #[test]
     fn many_workers_and_flags_set_late_lose_nothing() {
-        let q = WorkQueue::<Flagged>::new(16, flag_set);
+        let q = WorkQueue::<Flagged>::new(16, flag_set, never);
         let flags: Vec<_> = (0..2000)
             .map(|_| Arc::new(AtomicBool::new(false)))
             .collect();
@@ -325,7 +406,7 @@ mod tests {
 
     #[test]
     fn every_task_is_taken_once_and_the_queue_never_holds_more_than_its_bound() {
-        let q = WorkQueue::new(8, always);
+        let q = WorkQueue::new(8, always, never);
         let seen = Mutex::new(Vec::new());
         let most = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -351,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_holds_the_planner_until_half_is_taken() {
-        let q = WorkQueue::new(4, always);
+        let q = WorkQueue::new(4, always, never);
         for t in 0..4 {
             q.put(t, || {});
         }
@@ -374,8 +455,104 @@ mod tests {
     }
 
     #[test]
+    fn quick_tasks_that_turn_out_slow_still_get_every_worker() {
+        // Eight workers, 512 ready quick tasks, each of which holds its worker until all
+        // eight hold one: the backlog must wake them all (or this gives up after 10 s).
+        const WORKERS: usize = 8;
+        let q = WorkQueue::new(512, always, always);
+        for t in 0..512u32 {
+            q.put(t, || {});
+        }
+        q.close();
+        let holding = Mutex::new(0usize);
+        let all_hold = std::sync::Condvar::new();
+        let most = AtomicUsize::new(0);
+        let taken = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..WORKERS {
+                s.spawn(|| {
+                    let mut w = q.worker();
+                    let mut first = true;
+                    while w.take(|| {}).is_some() {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                        if first {
+                            first = false;
+                            let mut h = holding.lock().unwrap();
+                            *h += 1;
+                            most.fetch_max(*h, Ordering::SeqCst);
+                            all_hold.notify_all();
+                            let until =
+                                std::time::Instant::now() + std::time::Duration::from_secs(10);
+                            while *h < WORKERS && std::time::Instant::now() < until {
+                                h = all_hold
+                                    .wait_timeout(h, std::time::Duration::from_millis(50))
+                                    .unwrap()
+                                    .0;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), WORKERS, "every worker woken");
+        assert_eq!(taken.load(Ordering::SeqCst), 512);
+        assert_eq!(q.lock().busy, 0, "every worker came back");
+    }
+
+    #[test]
+    fn a_worker_busy_with_a_quick_task_takes_the_few_behind_it() {
+        // One worker busy with a quick task, a few more ready: an idle worker is not woken for
+        // them, the busy one takes them all once back.
+        let q = WorkQueue::new(16, always, always);
+        let mut busy = q.worker();
+        q.put(0u32, || {});
+        assert_eq!(busy.take(|| {}), Some(0));
+        let woken = AtomicUsize::new(0);
+        // Should the other worker take one after all, the queue closes after 10 s.
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut idle = q.worker();
+                while idle.take(|| {}).is_some() {
+                    woken.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            // The idle worker is waiting before the tasks come.
+            while q.lock().idle == 0 {
+                std::thread::yield_now();
+            }
+            for t in 1..=WAKE_PER_BUSY as u32 {
+                q.put(t, || {});
+            }
+            s.spawn(|| {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !done.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                q.close();
+            });
+            let mut got = Vec::new();
+            while got.len() < WAKE_PER_BUSY {
+                match busy.take(|| {}) {
+                    Some(t) => got.push(t),
+                    None => break,
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            assert_eq!(got, (1..=WAKE_PER_BUSY as u32).collect::<Vec<_>>());
+            drop(busy);
+        });
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            0,
+            "nobody else was woken for them"
+        );
+        assert_eq!(q.lock().busy, 0);
+    }
+
+    #[test]
     fn a_planner_that_panics_still_releases_the_workers() {
-        let q = WorkQueue::<u32>::new(4, always);
+        let q = WorkQueue::<u32>::new(4, always, never);
         let r = std::thread::scope(|s| {
             let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).count());
             let planner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -393,7 +570,7 @@ mod tests {
         /// One worker takes tasks in the order they were put, whatever the bound.
         #[test]
         fn one_worker_sees_fifo_order(cap in 2usize..16, n in 0u32..200) {
-            let q = WorkQueue::new(cap, always);
+            let q = WorkQueue::new(cap, always, never);
             let got = std::thread::scope(|s| {
                 let w = s.spawn(|| std::iter::from_fn(|| q.take(|| {})).collect::<Vec<_>>());
                 let _close = CloseOnDrop(&q);
