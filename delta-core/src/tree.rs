@@ -17,7 +17,7 @@
 //! new one.
 //!
 //! The directories new entries go into are kept open for reuse (a few, most recently used;
-//! see [`DirCache`]): a Maildir's thousands of messages per folder then cost one resolution
+//! see `DirCache`): a Maildir's thousands of messages per folder then cost one resolution
 //! of the folder instead of one each. A kept directory is still the directory that was
 //! resolved beneath the root; removing a directory through the tree forgets them all.
 //!
