@@ -1234,8 +1234,47 @@ fn print_ssh_table(rows: &[&Row], rsync_name: &str) {
     }
 }
 
+/// Options that take a value, and flags; anything else is refused before any work starts.
+const VALUE_OPTIONS: [&str; 7] = [
+    "--scale",
+    "--work",
+    "--only",
+    "--legs",
+    "--repeat",
+    "--timeout",
+    "--deltasync",
+];
+const FLAGS: [&str; 3] = ["--ssh", "--rsync-z", "--no-count"];
+const USAGE: &str = "usage: tree_bench [--scale small|medium|large] [--work DIR] \
+[--only mailstore,maildir,docker,million] [--ssh | --legs local,push,pull] [--rsync-z] \
+[--no-count] [--timeout SECONDS] [--repeat N] [--deltasync PATH]";
+
+/// Checks the command line: `Err` names the first word that is neither a known option (with
+/// its value) nor a known flag.
+fn check_args(args: &[String]) -> Result<(), String> {
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        if VALUE_OPTIONS.contains(&w.as_str()) {
+            if words.next().is_none() {
+                return Err(format!("{w} needs a value"));
+            }
+        } else if !FLAGS.contains(&w.as_str()) {
+            return Err(format!("unknown argument {w}"));
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    if let Err(e) = check_args(&args[1..]) {
+        eprintln!("tree_bench: {e}\n{USAGE}");
+        std::process::exit(2);
+    }
     let opt = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -1247,6 +1286,13 @@ fn main() {
     let s = scale(&scale_name);
     let work = PathBuf::from(opt("--work").unwrap_or_else(|| "/tmp/deltasync-tree-bench".into()));
     let only = opt("--only").unwrap_or_else(|| "mailstore,maildir,docker".into());
+    if let Some(other) = only
+        .split(',')
+        .find(|s| !["mailstore", "maildir", "docker", "million"].contains(s))
+    {
+        eprintln!("tree_bench: unknown scenario {other} (mailstore, maildir, docker, million)");
+        std::process::exit(2);
+    }
     let legs = opt("--legs").unwrap_or_else(|| if flag("--ssh") { "push" } else { "local" }.into());
     let legs: Vec<Leg> = legs
         .split(',')
@@ -1352,5 +1398,41 @@ fn main() {
     if !remote.is_empty() {
         println!();
         print_ssh_table(&remote, if rsync_z { "rsync -aHz" } else { "rsync -aH" });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_args;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_documented_command_lines_are_accepted() {
+        for line in [
+            "",
+            "--scale medium --legs push,pull --repeat 3 --no-count --work /dev/shm/dsb",
+            "--ssh --rsync-z --only million --timeout 600 --deltasync /bin/true",
+        ] {
+            assert_eq!(check_args(&words(line)), Ok(()), "{line}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_word_or_a_missing_value_is_refused() {
+        assert_eq!(
+            check_args(&words("--scale medium --fast")),
+            Err("unknown argument --fast".into())
+        );
+        assert_eq!(
+            check_args(&words("--legs push medium")),
+            Err("unknown argument medium".into())
+        );
+        assert_eq!(
+            check_args(&words("--no-count --repeat")),
+            Err("--repeat needs a value".into())
+        );
     }
 }
