@@ -666,3 +666,62 @@ fn a_users_own_multiplexing_is_left_alone() {
     assert_eq!(mine.len(), 1, "the user's ControlPath is used: {mine:?}");
     end_master(&mine[0]);
 }
+
+/// `pid`'s children, each with its state from `/proc/PID/stat` (`Z` for a zombie).
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children = fs::read_to_string(task.unwrap().path().join("children")).unwrap();
+        for child in children.split_whitespace() {
+            let stat = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // "PID (COMM) STATE ...": the state follows the last ')'.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            found.push((child.parse().unwrap(), state.unwrap_or("?").to_string()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_kept_server_reaps_the_servers_it_started() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    let scratch = Scratch::new();
+    let path = scratch.path("kept.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut daemon = Command::new(bin())
+        .args(["server", "--daemon", "60"])
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two connections, each closed once the server for it has started (the preamble comes
+    // after the start): that server sees end of input and exits, and nothing connects after.
+    for _ in 0..2 {
+        let mut c = UnixStream::connect(&path).unwrap();
+        let mut preamble = [0u8; 8];
+        c.read_exact(&mut preamble).unwrap();
+        assert_eq!(&preamble, delta_core::transport::kept::PREAMBLE);
+    }
+    // Both servers end at once; they must then be waited for, not left <defunct>.
+    let started = Instant::now();
+    let mut left = children_of(daemon.id());
+    while !left.is_empty() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        left = children_of(daemon.id());
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(
+        left.is_empty(),
+        "servers (pid, state) still there after 5 s: {left:?}"
+    );
+}

@@ -35,7 +35,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::tune::{default_dir, is_socket, private_dir};
@@ -120,8 +120,9 @@ fn start_kept_server(exe: &Path, listener: UnixListener, idle: Duration) -> io::
 }
 
 /// Far side: the kept server's loop, on the listening socket `listener`. Each connection gets
-/// `exe server` on it, then [`PREAMBLE`]; the process exits after `idle` without a new
-/// connection, removing its socket.
+/// `exe server` on it, then [`PREAMBLE`]; servers that ended are reaped within a second (no
+/// `<defunct>` entry lingers until the next connection); the process exits after `idle`
+/// without a new connection, removing its socket.
 pub fn run_kept_server(listener: UnixListener, idle: Duration) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let path = listener.local_addr()?.as_pathname().map(Path::to_path_buf);
@@ -131,9 +132,12 @@ pub fn run_kept_server(listener: UnixListener, idle: Duration) -> io::Result<()>
         .map(|m| m.ino());
     let start = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
+    let children: Arc<Mutex<Vec<Child>>> = Arc::default();
     {
         let last = Arc::clone(&last);
+        let children = Arc::clone(&children);
         std::thread::spawn(move || loop {
+            reap(&children);
             let since = Duration::from_millis(last.load(Ordering::Relaxed));
             let quiet = start.elapsed().saturating_sub(since);
             if quiet >= idle {
@@ -148,7 +152,6 @@ pub fn run_kept_server(listener: UnixListener, idle: Duration) -> io::Result<()>
             std::thread::sleep((idle - quiet).min(Duration::from_secs(1)));
         });
     }
-    let mut children: Vec<Child> = Vec::new();
     loop {
         let (stream, _) = match listener.accept() {
             Ok(s) => s,
@@ -156,11 +159,19 @@ pub fn run_kept_server(listener: UnixListener, idle: Duration) -> io::Result<()>
             Err(e) => return Err(e),
         };
         last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        reap(&children);
         if let Ok(c) = serve_connection(&exe, stream) {
-            children.push(c);
+            children.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }
     }
+}
+
+/// Waits for the servers that ended, and forgets them.
+fn reap(children: &Mutex<Vec<Child>>) {
+    children
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
 }
 
 /// Starts `exe server` on `stream` and tells the near side so.
