@@ -102,7 +102,7 @@ pub struct TreeArgs {
     /// Skip files that are newer at the destination
     #[arg(short = 'u', long, help_heading = "Pass")]
     pub update: bool,
-    /// Files transferred at once (default: twice the cores, 4 to 16; 16 with a remote side)
+    /// Files transferred at once (default: twice the cores, 4 to 16; 8 to 16 with a remote side)
     #[arg(long, value_name = "N", help_heading = "Pass")]
     pub transfers: Option<usize>,
     /// Rewrite only the changed blocks of existing files, in place (see README: faster for huge
