@@ -29,7 +29,8 @@
 //! `127.0.0.1:DST`: what the guides do, run on the old server and push to the new one) and
 //! `pull` (source `127.0.0.1:SRC`). The runner starts its own OpenSSH server
 //! (`sshd -D -e -f CONFIG` on a free port, fresh ed25519 host and user keys, config and log in
-//! `WORK/ssh`) and kills it at the end, also when it panics. Both tools use the same remote
+//! `WORK/ssh`) and kills it at the end, also when it panics; sshd also ends when the runner is
+//! killed (parent-death signal). Both tools use the same remote
 //! shell, `ssh_count ssh -p PORT -i KEY -o StrictHostKeyChecking=no ...`: deltasync as
 //! `deltasync copy|sync SRC 127.0.0.1:DST -e RSH --remote-bin BIN`, rsync as
 //! `rsync -aH --numeric-ids [--delete] -e RSH SRC/ 127.0.0.1:DST/` (`--rsync-z` adds `-z`).
@@ -643,15 +644,32 @@ fn start_sshd(work: &Path) -> Sshd {
         )
         .unwrap();
         let log = fs::File::create(dir.join("sshd.log")).unwrap();
-        let mut child = Command::new(&sshd)
-            .arg("-D")
+        let mut cmd = Command::new(&sshd);
+        cmd.arg("-D")
             .arg("-e")
             .arg("-f")
             .arg(&config)
             .stdin(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sshd");
+            .stderr(log);
+        // sshd ends with this process however it ends (also killed by a signal, when Drop
+        // does not run): the kernel sends it SIGTERM when its parent goes.
+        let parent = std::process::id();
+        // SAFETY: runs in the child between fork and exec; prctl and getppid are
+        // async-signal-safe and touch no memory of ours.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have gone before prctl took effect.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("tree_bench ended"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start sshd");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = child.try_wait() {
