@@ -12,7 +12,7 @@ use delta_core::session::options::FilterSpec;
 use delta_core::session::{self, Events, RemoteSource, SessionOptions};
 use delta_core::sync::SyncJob;
 use delta_core::transport::tune::{self, SshTuning};
-use delta_core::transport::{Connector, Remote, SshCommand, WireCount};
+use delta_core::transport::{Connector, Remote, SshCommand};
 
 use crate::args::RemoteArgs;
 
@@ -95,10 +95,9 @@ pub fn pull(
     describe: String,
 ) -> anyhow::Result<Report> {
     let mut conn = connector(a)?.connect(remote, &server_args())?;
-    let (duplex, wire) = conn
+    let duplex = conn
         .take_duplex()
-        .context("the connection has no streams")?
-        .counted();
+        .context("the connection has no streams")?;
     let source = RemoteSource::connect(
         duplex,
         remote.path.as_bytes(),
@@ -114,9 +113,16 @@ pub fn pull(
         ))
     })?;
     let report = job.run_from(&source);
+    // The report counted the bytes up to the pass's end; the session's last frames cross
+    // when the source is dropped.
+    let wire = source.wire_count();
     drop(source);
     let _ = conn.finish();
-    Ok(with_wire(report?, &wire))
+    let mut report = report?;
+    if let Some(w) = wire {
+        (report.stats.wire_sent, report.stats.wire_received) = (w.sent(), w.received());
+    }
+    Ok(report)
 }
 
 /// Pushes the local tree `src` to the far tree `remote`: the far side runs `job`'s pass, the
@@ -136,10 +142,9 @@ pub fn push(
         Err(e) => anyhow::bail!("source {}: {e}", src.display()),
     }
     let mut conn = connector(a)?.connect(remote, &server_args())?;
-    let (duplex, wire) = conn
+    let duplex = conn
         .take_duplex()
-        .context("the connection has no streams")?
-        .counted();
+        .context("the connection has no streams")?;
     let report = session::push(
         duplex,
         src,
@@ -153,16 +158,7 @@ pub fn push(
         callback,
     );
     let _ = conn.finish();
-    report
-        .map(|r| with_wire(r, &wire))
-        .map_err(|e| anyhow::Error::new(e).context(remote.destination()))
-}
-
-/// `report` with the bytes that crossed the connection, as this side counted them.
-fn with_wire(mut report: Report, wire: &WireCount) -> Report {
-    report.stats.wire_sent = wire.sent();
-    report.stats.wire_received = wire.received();
-    report
+    report.map_err(|e| anyhow::Error::new(e).context(remote.destination()))
 }
 
 fn server_args() -> Vec<String> {

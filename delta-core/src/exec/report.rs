@@ -133,7 +133,8 @@ pub struct Stats {
     pub elapsed: Duration,
     /// With a far side: bytes this side sent it (the session's frames, compressed, as they
     /// entered ssh's pipe or the kept server's socket); 0 for a local pass. Filled in by
-    /// whoever holds the connection ([`crate::transport::Duplex::counted`]).
+    /// the pass from its far source ([`crate::sync::source::Source::wire`]) and by
+    /// [`crate::session::push`].
     #[serde(default)]
     pub wire_sent: u64,
     /// With a far side: bytes received from it.

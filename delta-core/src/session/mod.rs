@@ -257,7 +257,8 @@ fn job(
 /// Pushes the local tree at `src` to a far receiver reached over `duplex`: the far side runs
 /// the pass described by `opts` and `filter` into `dst_root`, while this side serves the tree
 /// (pruned by the same filter). The far side's events reach `callback`; its report is
-/// returned. `session` sets compression and the idle timeout.
+/// returned, with the bytes this side counted on the connection. `session` sets compression
+/// and the idle timeout.
 pub fn push(
     duplex: Duplex,
     src: &std::path::Path,
@@ -279,6 +280,7 @@ pub fn push(
         session,
         dst_root,
     );
+    let (duplex, wire) = duplex.counted();
     let (conn, mut input) = connect(duplex, &job)?;
     let report = std::sync::Mutex::new(None);
     let sink = |m: Message| match m {
@@ -295,10 +297,13 @@ pub fn push(
     let served = sender::serve_tree_at(&conn, &mut input, src, job.seed, &walk, &sink);
     drop((conn, input));
     served?;
-    report
+    let mut report: crate::exec::Report = report
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .ok_or(SessionError::Closed(
             "the receiver ended the session without a report",
-        ))
+        ))?;
+    // The far receiver counted its side; this side's count is the one that matters here.
+    (report.stats.wire_sent, report.stats.wire_received) = (wire.sent(), wire.received());
+    Ok(report)
 }

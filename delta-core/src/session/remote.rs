@@ -20,7 +20,7 @@ use crate::protocol::{
 use crate::scan::{DescendFilter, Entry, ScanError, ScanErrorKind};
 use crate::signature::{Signature, SignatureFormat, SignatureOptions};
 use crate::sync::source::{Listing, Ready, Source, Waker};
-use crate::transport::Duplex;
+use crate::transport::{Duplex, WireCount};
 use crate::tree::Tree;
 
 use super::conn::{connect, Conn, Input};
@@ -65,6 +65,8 @@ pub struct RemoteSource {
     /// as one [`Message::Requests`] when [`REQUEST_BATCH`] have gathered, or when a transfer
     /// needs one of them.
     unsent: Mutex<Vec<Request>>,
+    /// The bytes that crossed the connection, when this side opened it ([`Self::connect`]).
+    wire: Option<WireCount>,
 }
 
 /// Whole-file requests sent in one frame (when the far side takes batches).
@@ -107,8 +109,19 @@ impl RemoteSource {
     ) -> Result<Self, SessionError> {
         let seed = crate::signature::random_seed();
         let job = super::job(Role::Sender, seed, opts, filter, session, root);
+        let (duplex, wire) = duplex.counted();
         let (conn, input) = connect(duplex, &job)?;
-        Ok(Self::over(conn, input, seed, describe))
+        let mut source = Self::over(conn, input, seed, describe);
+        source.wire = Some(wire);
+        Ok(source)
+    }
+
+    /// The bytes that crossed the connection so far, each way (after compression, before
+    /// ssh's encryption), for a source this side connected; the count goes on after a pass
+    /// (its report holds what had crossed by the pass's end) up to the session's end, when
+    /// the source is dropped.
+    pub fn wire_count(&self) -> Option<WireCount> {
+        self.wire.clone()
     }
 
     /// The far sender of a session already started (the far side of a push, where the client
@@ -139,6 +152,7 @@ impl RemoteSource {
             describe,
             prefetched: Mutex::new(HashMap::new()),
             unsent: Mutex::new(Vec::new()),
+            wire: None,
         }
     }
 
@@ -638,6 +652,10 @@ impl Source for RemoteSource {
 
     fn lost(&self) -> Option<String> {
         RemoteSource::lost(self)
+    }
+
+    fn wire(&self) -> Option<(u64, u64)> {
+        self.wire.as_ref().map(|w| (w.sent(), w.received()))
     }
 
     fn list(&self, _descend: DescendFilter, _one_file_system: bool) -> Listing {

@@ -847,3 +847,81 @@ fn a_sender_ignoring_listing_credit_is_stopped() {
     assert_eq!(std::fs::read(dst.join("kept")).unwrap(), b"old content");
     outside_untouched(&outside);
 }
+
+#[test]
+fn a_pull_and_a_push_report_the_bytes_on_the_wire_to_a_library_caller() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let big: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("big"), &big).unwrap();
+    let plain = SessionOptions {
+        compress: None,
+        ..Default::default()
+    };
+    let len = big.len() as u64;
+
+    // Pull: the far side's writes are counted here too; the report holds what had come in by
+    // the pass's end, the source's count everything up to the session's end.
+    let (client, server) = Duplex::pair(64);
+    let far_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Duplex {
+        reader: server.reader,
+        writer: Box::new(Counting {
+            inner: server.writer,
+            count: far_sent.clone(),
+            per_ms: None,
+        }),
+        abort: None,
+    };
+    let served = std::thread::spawn(move || serve(counted));
+    let source = RemoteSource::connect(
+        client,
+        src.as_os_str().as_encoded_bytes(),
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        "t".into(),
+        &plain,
+    )
+    .unwrap();
+    let report = SyncBuilder::new(Mode::Copy, "", t.path().join("pulled"))
+        .build()
+        .unwrap()
+        .run_from(&source)
+        .unwrap();
+    let wire = source.wire_count().expect("a connected source counts");
+    drop(source);
+    served.join().unwrap().unwrap();
+    let far_sent = far_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let st = &report.stats;
+    assert!(
+        (len..len + (64 << 10)).contains(&st.wire_received),
+        "the file and a little framing came in: {st:?}"
+    );
+    assert!(st.wire_sent > 0 && st.wire_sent < 4096, "{st:?}");
+    assert!(st.wire_received <= far_sent, "{st:?} vs {far_sent}");
+    assert_eq!(wire.received(), far_sent, "all the far side sent was read");
+
+    // Push: the report is the far receiver's, with this side's counts.
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let report = push(
+        client,
+        &src,
+        t.path().join("pushed").as_os_str().as_encoded_bytes(),
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        &plain,
+        &|_| {},
+    )
+    .unwrap();
+    served.join().unwrap().unwrap();
+    let st = &report.stats;
+    assert!(
+        (len..len + (64 << 10)).contains(&st.wire_sent),
+        "the file and a little framing went out: {st:?}"
+    );
+    assert!(st.wire_received > 0 && st.wire_received < 4096, "{st:?}");
+}

@@ -884,9 +884,12 @@ fn finish(ctx: &Ctx<'_>, mut st: State, started: Instant) -> Result<Report, Sync
             }
         }
     }
-    let stats = ctx
+    let mut stats = ctx
         .tally
         .stats(st.src_entries, st.dst_entries, started.elapsed());
+    if let Some((sent, received)) = ctx.src.wire() {
+        (stats.wire_sent, stats.wire_received) = (sent, received);
+    }
     let outcome = if stats.errors + stats.mismatched > 0 {
         Outcome::Partial
     } else if opts.mode == Mode::Check && (stats.missing + stats.extra + stats.differ) > 0 {

@@ -72,6 +72,13 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// Bytes sent to and received from a far source so far, `(sent, received)`; the pass
+    /// puts them in its report's [`crate::exec::Stats::wire_sent`] and `wire_received`.
+    /// `None` (the default) for a local source.
+    fn wire(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Bytes a transfer would move, for dry runs.
     fn estimate(
         &self,
