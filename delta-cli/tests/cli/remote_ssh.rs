@@ -711,6 +711,12 @@ fn a_kept_server_reaps_the_servers_it_started() {
         c.read_exact(&mut preamble).unwrap();
         assert_eq!(&preamble, delta_core::transport::kept::PREAMBLE);
     }
+    // And probes that connect and go at once (`server --keep` asks whether one listens so):
+    // the preamble then finds nobody, and those servers must be reaped too.
+    for _ in 0..3 {
+        drop(UnixStream::connect(&path).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(200));
     // Both servers end at once; they must then be waited for, not left <defunct>.
     let started = Instant::now();
     let mut left = children_of(daemon.id());

@@ -160,8 +160,12 @@ pub fn run_kept_server(listener: UnixListener, idle: Duration) -> io::Result<()>
         };
         last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
         reap(&children);
-        if let Ok(c) = serve_connection(&exe, stream) {
+        if let Ok(c) = start_server(&exe, &stream) {
             children.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            // The server writes only after the near side's Hello, which waits for this. A
+            // near side already gone (a probe that only connects) fails this write; its
+            // server then reads end of input and ends, and is reaped like any other.
+            let _ = (&stream).write_all(PREAMBLE);
         }
     }
 }
@@ -174,19 +178,16 @@ fn reap(children: &Mutex<Vec<Child>>) {
         .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
 }
 
-/// Starts `exe server` on `stream` and tells the near side so.
-fn serve_connection(exe: &Path, mut stream: UnixStream) -> io::Result<Child> {
+/// Starts `exe server` on `stream`.
+fn start_server(exe: &Path, stream: &UnixStream) -> io::Result<Child> {
     let input = stream.as_fd().try_clone_to_owned()?;
     let output = stream.as_fd().try_clone_to_owned()?;
-    let child = Command::new(exe)
+    Command::new(exe)
         .arg("server")
         .stdin(Stdio::from(input))
         .stdout(Stdio::from(output))
         .stderr(Stdio::null())
-        .spawn()?;
-    // The server writes only after the near side's Hello, which waits for this.
-    stream.write_all(PREAMBLE)?;
-    Ok(child)
+        .spawn()
 }
 
 /// Near side: a connection to a kept server through the local end of its forward at `local`,
