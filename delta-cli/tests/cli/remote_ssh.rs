@@ -717,7 +717,7 @@ fn a_kept_server_reaps_the_servers_it_started() {
         drop(UnixStream::connect(&path).unwrap());
     }
     std::thread::sleep(Duration::from_millis(200));
-    // Both servers end at once; they must then be waited for, not left <defunct>.
+    // Every one of those servers ends at once; each must be waited for, not left <defunct>.
     let started = Instant::now();
     let mut left = children_of(daemon.id());
     while !left.is_empty() && started.elapsed() < Duration::from_secs(5) {
