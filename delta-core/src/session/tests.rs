@@ -647,6 +647,19 @@ impl<W: Write> Write for Counting<W> {
 /// Pulls `src` into `dst` over an in-memory pair whose far side writes through a counter
 /// (at most `per_ms` bytes a millisecond, if given); the bytes the far side sent.
 fn pull_counted(src: &Path, dst: &Path, session: SessionOptions, per_ms: Option<u64>) -> u64 {
+    let (far_sent, report, _) = pull_through_counter(src, dst, session, per_ms);
+    assert_eq!(report.outcome.exit_code(), 0);
+    far_sent
+}
+
+/// [`pull_counted`]'s pull: the bytes the far side sent, the pass's report, and the source's
+/// own count of its connection read after the session ended.
+fn pull_through_counter(
+    src: &Path,
+    dst: &Path,
+    session: SessionOptions,
+    per_ms: Option<u64>,
+) -> (u64, crate::exec::Report, crate::transport::WireCount) {
     let (client, server) = Duplex::pair(64);
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = Duplex {
@@ -673,10 +686,14 @@ fn pull_counted(src: &Path, dst: &Path, session: SessionOptions, per_ms: Option<
         .unwrap()
         .run_from(&source)
         .unwrap();
+    let wire = source.wire_count().expect("a connected source counts");
     drop(source);
     served.join().unwrap().unwrap();
-    assert_eq!(report.outcome.exit_code(), 0);
-    count.load(std::sync::atomic::Ordering::Relaxed)
+    (
+        count.load(std::sync::atomic::Ordering::Relaxed),
+        report,
+        wire,
+    )
 }
 
 /// A source tree `t/src` holding one `mail.eml` of `lines` lines of mail text.
@@ -865,36 +882,8 @@ fn a_pull_and_a_push_report_the_bytes_on_the_wire_to_a_library_caller() {
 
     // Pull: the far side's writes are counted here too; the report holds what had come in by
     // the pass's end, the source's count everything up to the session's end.
-    let (client, server) = Duplex::pair(64);
-    let far_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = Duplex {
-        reader: server.reader,
-        writer: Box::new(Counting {
-            inner: server.writer,
-            count: far_sent.clone(),
-            per_ms: None,
-        }),
-        abort: None,
-    };
-    let served = std::thread::spawn(move || serve(counted));
-    let source = RemoteSource::connect(
-        client,
-        src.as_os_str().as_encoded_bytes(),
-        &SyncOptions::new(Mode::Copy),
-        &FilterSpec::default(),
-        "t".into(),
-        &plain,
-    )
-    .unwrap();
-    let report = SyncBuilder::new(Mode::Copy, "", t.path().join("pulled"))
-        .build()
-        .unwrap()
-        .run_from(&source)
-        .unwrap();
-    let wire = source.wire_count().expect("a connected source counts");
-    drop(source);
-    served.join().unwrap().unwrap();
-    let far_sent = far_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let (far_sent, report, wire) =
+        pull_through_counter(&src, &t.path().join("pulled"), plain, None);
     let st = &report.stats;
     assert!(
         (len..len + (64 << 10)).contains(&st.wire_received),
