@@ -1263,6 +1263,8 @@ const VALUE_OPTIONS: [&str; 7] = [
     "--deltasync",
 ];
 const FLAGS: [&str; 3] = ["--ssh", "--rsync-z", "--no-count"];
+/// What `--only` picks from.
+const SCENARIOS: [&str; 4] = ["mailstore", "maildir", "docker", "million"];
 const USAGE: &str = "usage: tree_bench [--scale small|medium|large] [--work DIR] \
 [--only mailstore,maildir,docker,million] [--ssh | --legs local,push,pull] [--rsync-z] \
 [--no-count] [--timeout SECONDS] [--repeat N] [--deltasync PATH]";
@@ -1304,11 +1306,11 @@ fn main() {
     let s = scale(&scale_name);
     let work = PathBuf::from(opt("--work").unwrap_or_else(|| "/tmp/deltasync-tree-bench".into()));
     let only = opt("--only").unwrap_or_else(|| "mailstore,maildir,docker".into());
-    if let Some(other) = only
-        .split(',')
-        .find(|s| !["mailstore", "maildir", "docker", "million"].contains(s))
-    {
-        eprintln!("tree_bench: unknown scenario {other} (mailstore, maildir, docker, million)");
+    if let Some(other) = only.split(',').find(|s| !SCENARIOS.contains(s)) {
+        eprintln!(
+            "tree_bench: unknown scenario {other} ({})",
+            SCENARIOS.join(", ")
+        );
         std::process::exit(2);
     }
     let legs = opt("--legs").unwrap_or_else(|| if flag("--ssh") { "push" } else { "local" }.into());
@@ -1402,7 +1404,7 @@ fn main() {
                 "maildir" => workflow(&mut rows, &b, "maildir", s, gen_maildir, live_maildir),
                 "docker" => workflow(&mut rows, &b, "docker", s, gen_docker, live_docker),
                 "million" => million(&mut rows, &b),
-                other => eprintln!("unknown scenario {other}"),
+                other => unreachable!("{other} was checked against SCENARIOS"),
             }
         }
     }
