@@ -71,11 +71,23 @@ pub(crate) fn copy_command(out: &mut Vec<u8>, start: u64, len: u64) {
     put_be(out, len, wl);
 }
 
+/// Default new-file bytes between checkpoints ([`super::DeltaOptions::checkpoint_len`]):
+/// whenever the commands written cover another checkpoint's worth of the new file,
+/// everything so far goes to the sink and the sink is flushed, so a patcher reading the stream
+/// can rebuild those bytes while the rest is still being searched. A copy crossing a checkpoint
+/// is split there. The split depends only on the command stream, never on thread counts or
+/// batch sizes, so deltas stay reproducible.
+pub const CHECKPOINT: u64 = 16 << 20;
+
 /// Writes commands to a sink, merging adjacent copies, and counts what went out.
 pub(crate) struct CommandWriter<'w> {
     out: &'w mut dyn Write,
     buf: Vec<u8>,
     pending_copy: Option<(u64, u64)>,
+    /// New-file bytes covered by the commands so far, the pending copy included.
+    covered: u64,
+    /// New-file bytes between checkpoints.
+    every: u64,
     pub(crate) written: u64,
     pub(crate) literal_bytes: u64,
     pub(crate) copied_bytes: u64,
@@ -83,11 +95,14 @@ pub(crate) struct CommandWriter<'w> {
 }
 
 impl<'w> CommandWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn Write) -> Self {
+    /// A writer to `out` with a checkpoint every `every` new-file bytes (at least 1).
+    pub(crate) fn new(out: &'w mut dyn Write, every: u64) -> Self {
         Self {
             out,
             buf: Vec::with_capacity(256 << 10),
             pending_copy: None,
+            covered: 0,
+            every: every.max(1),
             written: 0,
             literal_bytes: 0,
             copied_bytes: 0,
@@ -101,17 +116,24 @@ impl<'w> CommandWriter<'w> {
         self.spill()
     }
 
-    pub(crate) fn copy(&mut self, start: u64, len: u64) -> io::Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
+    pub(crate) fn copy(&mut self, mut start: u64, mut len: u64) -> io::Result<()> {
         self.copied_bytes += len;
-        match &mut self.pending_copy {
-            Some((s, l)) if *s + *l == start => *l += len,
-            _ => {
-                self.flush_copy();
-                self.pending_copy = Some((start, len));
+        while len > 0 {
+            let take = len.min(self.every - self.covered % self.every);
+            match &mut self.pending_copy {
+                Some((s, l)) if *s + *l == start => *l += take,
+                _ => {
+                    self.flush_copy();
+                    self.pending_copy = Some((start, take));
+                }
             }
+            self.covered += take;
+            if self.covered.is_multiple_of(self.every) {
+                self.flush_copy();
+                self.checkpoint()?;
+            }
+            start += take;
+            len -= take;
         }
         Ok(())
     }
@@ -128,20 +150,25 @@ impl<'w> CommandWriter<'w> {
             self.drain()?;
             self.out.write_all(data)?;
             self.written += data.len() as u64;
-            Ok(())
         } else {
             self.buf.extend_from_slice(data);
-            self.spill()
+            self.spill()?;
         }
+        let before = self.covered;
+        self.covered += data.len() as u64;
+        if self.covered / self.every != before / self.every {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
-    /// Ends the command stream and writes `trailer` after `END`.
+    /// Ends the command stream and writes `trailer` after `END`, leaving the sink unflushed
+    /// (its caller decides: see [`super::delta_file_reusing`]).
     pub(crate) fn finish(mut self, trailer: &[u8]) -> io::Result<u64> {
         self.flush_copy();
         self.buf.push(OP_END);
         self.buf.extend_from_slice(trailer);
         self.drain()?;
-        self.out.flush()?;
         Ok(self.written)
     }
 
@@ -150,6 +177,12 @@ impl<'w> CommandWriter<'w> {
             self.commands += 1;
             copy_command(&mut self.buf, s, l);
         }
+    }
+
+    /// Hands everything written so far to the sink and flushes it.
+    fn checkpoint(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.out.flush()
     }
 
     fn spill(&mut self) -> io::Result<()> {
@@ -210,10 +243,82 @@ mod tests {
         );
     }
 
+    /// Records each write, and marks each flush with an empty entry.
+    #[derive(Default)]
+    struct Flushes(Vec<Vec<u8>>);
+
+    impl Write for Flushes {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.push(Vec::new());
+            Ok(())
+        }
+    }
+
+    impl Flushes {
+        /// The bytes written before each flush, in order.
+        fn flushed(&self) -> Vec<Vec<u8>> {
+            let mut all = Vec::new();
+            let mut cur = Vec::new();
+            for w in &self.0 {
+                if w.is_empty() {
+                    all.push(std::mem::take(&mut cur));
+                } else {
+                    cur.extend_from_slice(w);
+                }
+            }
+            all
+        }
+    }
+
+    #[test]
+    fn a_copy_across_a_checkpoint_is_split_there_and_flushed() {
+        let mut sink = Flushes::default();
+        let mut w = CommandWriter::new(&mut sink, 100);
+        w.copy(1000, 60).unwrap();
+        w.copy(1060, 90).unwrap(); // merges, then reaches 100 after 40 bytes
+        w.copy(5000, 70).unwrap(); // 150..220: crosses 200
+        w.finish(&[]).unwrap();
+        assert_eq!(
+            sink.flushed(),
+            [
+                // 1000 for 100 bytes reaches 100.
+                vec![0x45 + 4, 0x03, 0xe8, 100],
+                // 1100 for 50 bytes, then 5000 for 50 bytes reaches 200.
+                vec![0x45 + 4, 0x04, 0x4c, 50, 0x45 + 4, 0x13, 0x88, 50],
+            ]
+        );
+        // The rest (5050 for 20 bytes, END) is written but left for the caller to flush.
+        assert_eq!(sink.0.concat()[12..], [0x45 + 4, 0x13, 0xba, 20, 0x00]);
+    }
+
+    #[test]
+    fn literals_reaching_a_checkpoint_flush_without_changing_the_bytes() {
+        let mut sink = Flushes::default();
+        let mut w = CommandWriter::new(&mut sink, 100);
+        w.literal(&[7; 60]).unwrap();
+        w.literal(&[8; 60]).unwrap(); // 60..120 passes 100: flush after it
+        w.literal(&[9; 10]).unwrap();
+        w.finish(&[]).unwrap();
+        let mut first = vec![60];
+        first.extend([7; 60]);
+        first.push(60);
+        first.extend([8; 60]);
+        assert_eq!(sink.flushed(), [first.clone()]);
+        let mut all = first;
+        all.push(10);
+        all.extend([9; 10]);
+        all.push(0x00);
+        assert_eq!(sink.0.concat(), all);
+    }
+
     #[test]
     fn adjacent_copies_merge() {
         let mut out = Vec::new();
-        let mut w = CommandWriter::new(&mut out);
+        let mut w = CommandWriter::new(&mut out, CHECKPOINT);
         w.copy(10, 5).unwrap();
         w.copy(15, 5).unwrap();
         w.copy(40, 1).unwrap();

@@ -40,6 +40,11 @@ pub struct DeltaOptions {
     pub segment_len: usize,
     /// Most candidate blocks compared per weak-sum hit.
     pub max_candidates: usize,
+    /// New-file bytes between checkpoints: at each, the delta so far goes to the writer and
+    /// the writer is flushed (a copy crossing one is split there), so a patcher reading the
+    /// stream rebuilds the new file while the rest is still searched. Like `segment_len`, the
+    /// delta depends on it but not on `threads`. At least 1.
+    pub checkpoint_len: u64,
 }
 
 impl Default for DeltaOptions {
@@ -48,6 +53,7 @@ impl Default for DeltaOptions {
             threads: None,
             segment_len: 8 << 20,
             max_candidates: 64,
+            checkpoint_len: encode::CHECKPOINT,
         }
     }
 }
@@ -77,7 +83,9 @@ pub fn delta_slice(
     out: &mut dyn Write,
     opts: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {
-    parallel::run(sig, index, Source::Slice(new), out, opts, &mut Vec::new())
+    let st = parallel::run(sig, index, Source::Slice(new), out, opts, &mut Vec::new())?;
+    out.flush()?;
+    Ok(st)
 }
 
 /// Delta of an open file. A live file is read with positioned reads in bounded batches; if it
@@ -96,6 +104,21 @@ pub fn delta_file(
 /// call): a fresh read buffer of a batch's size (tens of MiB) per file costs page faults and
 /// zeroing comparable to the search itself, so callers doing many deltas keep one.
 pub fn delta_file_reusing(
+    sig: &Signature,
+    index: &BlockIndex,
+    new: &InputFile,
+    out: &mut dyn Write,
+    opts: &DeltaOptions,
+    buf: &mut Vec<u8>,
+) -> Result<DeltaStats, DeltaError> {
+    let st = delta_file_streamed(sig, index, new, out, opts, buf)?;
+    out.flush()?;
+    Ok(st)
+}
+
+/// [`delta_file_reusing`] without the final flush: `out` is flushed at each checkpoint only
+/// (see [`encode`]), so a framing sink can send the delta's tail with the end of its reply.
+pub(crate) fn delta_file_streamed(
     sig: &Signature,
     index: &BlockIndex,
     new: &InputFile,
@@ -131,5 +154,7 @@ pub fn delta_reader(
     out: &mut dyn Write,
     opts: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {
-    parallel::run(sig, index, Source::Reader(new), out, opts, &mut Vec::new())
+    let st = parallel::run(sig, index, Source::Reader(new), out, opts, &mut Vec::new())?;
+    out.flush()?;
+    Ok(st)
 }

@@ -80,7 +80,7 @@ pub(crate) fn run(
         });
     }
 
-    let mut w = CommandWriter::new(out);
+    let mut w = CommandWriter::new(out, opts.checkpoint_len);
     if native {
         let mut head = Vec::with_capacity(24);
         head.extend_from_slice(&NATIVE_DELTA_MAGIC.to_be_bytes());

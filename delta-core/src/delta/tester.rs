@@ -48,6 +48,8 @@ pub(crate) fn check_all_paths(
             let opts = DeltaOptions {
                 threads: Some(threads),
                 segment_len,
+                // Small and unaligned, so copies are split and the writer flushed often.
+                checkpoint_len: 1000,
                 ..DeltaOptions::default()
             };
             let mut deltas = Vec::new();

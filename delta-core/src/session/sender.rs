@@ -16,7 +16,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
 use crate::checksum::FileHasher;
-use crate::delta::{delta_file_reusing, BlockIndex, DeltaOptions};
+use crate::delta::{delta_file_streamed, BlockIndex, DeltaOptions};
 use crate::input::{Access, InputFile};
 use crate::protocol::{
     DataStatus, DigestStatus, EntryBatcher, Job, Message, ScanProblem, CAP_LIST_CREDIT,
@@ -522,7 +522,7 @@ fn send_file(
                 Ok(i) => i,
                 Err(e) => return Ok(DataStatus::Failed(format!("open: {e}"))),
             };
-            match delta_file_reusing(
+            match delta_file_streamed(
                 sig,
                 &BlockIndex::new(sig),
                 &input,
@@ -669,7 +669,9 @@ impl Write for ChunkWriter<'_> {
         Ok(n)
     }
 
+    /// Sends what is buffered: the delta's writer flushes at each checkpoint, so the receiver
+    /// can rebuild the part covered so far while the rest is searched.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.send()
     }
 }
