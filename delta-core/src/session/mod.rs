@@ -10,7 +10,9 @@
 //!   [`crate::sync::source::Source`]: many transfers in flight at once, each identified by its
 //!   request id, their replies routed by one reader thread. Small new files are requested
 //!   as soon as the pass queues them ([`crate::sync::source::Source::prepare`]), so their
-//!   data is on its way before a worker takes them: no round trip per file.
+//!   data is on its way before a worker takes them: no round trip per file. Signatures of
+//!   large old files are computed one at a time, largest first (`gate`), so the pass's longest
+//!   chain starts first.
 //! - [`serve`]: the entry point of `deltasync server`, the process started on the far side.
 //!
 //! Compression (zstd, [`SessionOptions::compress`]): listings, requests and events always;
@@ -26,6 +28,7 @@
 
 mod conn;
 pub mod events;
+mod gate;
 pub mod options;
 mod remote;
 pub mod sender;

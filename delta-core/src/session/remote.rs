@@ -24,6 +24,7 @@ use crate::transport::{Duplex, WireCount};
 use crate::tree::Tree;
 
 use super::conn::{connect, Conn, Input};
+use super::gate::Gate;
 use super::SessionError;
 
 /// A reply routed to the transfer that asked for it.
@@ -67,7 +68,12 @@ pub struct RemoteSource {
     unsent: Mutex<Vec<Request>>,
     /// The bytes that crossed the connection, when this side opened it ([`Self::connect`]).
     wire: Option<WireCount>,
+    /// Signatures of large old files, one at a time, largest first (see [`super::gate`]).
+    signatures: Gate,
 }
+
+/// Old files from this size on compute their signatures through [`RemoteSource::signatures`].
+const GATED_SIGNATURE: u64 = 1 << 20;
 
 /// Whole-file requests sent in one frame (when the far side takes batches).
 const REQUEST_BATCH: usize = 64;
@@ -153,6 +159,7 @@ impl RemoteSource {
             prefetched: Mutex::new(HashMap::new()),
             unsent: Mutex::new(Vec::new()),
             wire: None,
+            signatures: Gate::new(GATED_SIGNATURE),
         }
     }
 
@@ -711,12 +718,14 @@ impl Source for RemoteSource {
                         seed: Some(self.seed),
                         ..SignatureOptions::new(SignatureFormat::Native)
                     };
+                    let turn = self.signatures.enter(input.len());
                     let sig = Signature::from_input(&input, &sig_opts).map_err(|e| {
                         TransferError::Io {
                             op: "signature of old file",
                             source: io::Error::other(e),
                         }
                     })?;
+                    drop(turn);
                     Some((sig, input))
                 }
                 _ => None,
