@@ -27,6 +27,7 @@ use crate::signature::{Signature, SignatureLimits};
 use crate::tree::Tree;
 
 use super::conn::{Conn, Input};
+use super::gate::Gate;
 use super::SessionError;
 
 /// Workers answering requests at once.
@@ -118,6 +119,7 @@ pub fn serve_tree_at(
     let (tx, rx) = sync_channel::<Work>(WORKERS * 4);
     let rx = Mutex::new(rx);
     let buffers = Buffers::default();
+    let deltas = Gate::new(GATED_DELTA);
     let credit = Credit::new(conn.capabilities() & CAP_LIST_CREDIT != 0);
     std::thread::scope(|s| {
         std::thread::Builder::new()
@@ -127,7 +129,7 @@ pub fn serve_tree_at(
         for _ in 0..WORKERS {
             std::thread::Builder::new()
                 .name("ds-sender".into())
-                .spawn_scoped(s, || work(conn, &tree, seed, &rx, &buffers))
+                .spawn_scoped(s, || work(conn, &tree, seed, &rx, (&buffers, &deltas)))
                 .expect("cannot start a sending thread");
         }
         let answer = Answer {
@@ -383,11 +385,20 @@ fn send_listing(conn: &Conn, root: &std::path::Path, walk: &WalkOptions, credit:
     let _ = flush(&mut batcher).and_then(|_| conn.send(&Message::ListEnd));
 }
 
-fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>, buffers: &Buffers) {
+/// What the workers share: kept read buffers, and the gate their deltas go through.
+type Shared<'a> = (&'a Buffers, &'a Gate);
+
+/// Deltas of files from this size on are computed one at a time, largest first (see
+/// [`super::gate`]): each runs on all cores already, and the pass's longest chain then gets
+/// its delta first, as its signature came first. One at a time, they also reuse the kept
+/// read buffers instead of each faulting in fresh ones.
+const GATED_DELTA: u64 = 1 << 20;
+
+fn work(conn: &Conn, tree: &Tree, seed: u64, rx: &Mutex<Receiver<Work>>, shared: Shared<'_>) {
     loop {
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(job) = job else { return };
-        if serve(conn, tree, seed, job, buffers).is_err() {
+        if serve(conn, tree, seed, job, shared).is_err() {
             return;
         }
     }
@@ -399,10 +410,10 @@ fn serve(
     tree: &Tree,
     seed: u64,
     job: Work,
-    buffers: &Buffers,
+    shared: Shared<'_>,
 ) -> Result<(), SessionError> {
     let mut replies = Replies::default();
-    serve_into(conn, tree, seed, job, &mut replies, Some(buffers))?;
+    serve_into(conn, tree, seed, job, &mut replies, Some(shared))?;
     conn.send_all(&replies.msgs)
 }
 
@@ -441,7 +452,7 @@ fn serve_into(
     seed: u64,
     job: Work,
     replies: &mut Replies,
-    buffers: Option<&Buffers>,
+    shared: Option<Shared<'_>>,
 ) -> Result<(), SessionError> {
     match job {
         Work::File {
@@ -456,11 +467,16 @@ fn serve_into(
                 buf: Vec::new(),
                 failed: None,
             };
-            let mut buf = buffers.map(Buffers::take).unwrap_or_default();
+            let turn = match (shared, &sig) {
+                (Some((_, gate)), Some(_)) => Some(gate.enter(size)),
+                _ => None,
+            };
+            let mut buf = shared.map(|(b, _)| b.take()).unwrap_or_default();
             let status = send_file(tree, seed, &path, size, sig.as_ref(), &mut out, &mut buf);
-            if let Some(b) = buffers {
+            if let Some((b, _)) = shared {
                 b.give(buf);
             }
+            drop(turn);
             let status = status?;
             out.finish_into(status, replies);
             Ok(())
