@@ -4,7 +4,9 @@
 //! - [`index`]: the weak-sum lookup built from a signature;
 //! - `search`: the match loop over one range;
 //! - `parallel`: ranges on all cores, stitched into one command stream;
-//! - [`encode`]: the librsync and native formats;
+//! - [`encode`]: the librsync and native formats, written with a checkpoint every
+//!   [`DeltaOptions::checkpoint_len`] bytes of new file (the writer is flushed there, so a
+//!   patcher at the other end of a stream rebuilds while the rest is searched);
 //! - [`mod@apply`]: streaming, bounded patching.
 //!
 //! Uses [`crate::checksum`], [`crate::signature`] and [`crate::input`]; does no I/O of its own
