@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         // 0 means "as small as allowed": four blocks per segment, many boundaries.
         segment_len: if flags & 4 != 0 { 0 } else { 64 << 10 },
         max_candidates: if flags & 8 != 0 { 1 } else { 64 },
-        // Checkpoints split copies: from every byte to the default, per the seed byte.
+        // Checkpoints split copies: every 997, 1994 or 2991 bytes, or the default, per head[1].
         checkpoint_len: match head[1] % 4 {
             0 => DeltaOptions::default().checkpoint_len,
             n => u64::from(n) * 997,

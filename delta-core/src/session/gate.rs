@@ -5,7 +5,8 @@
 //! cores. Run side by side, they all finish late; the largest file's delta, its reply and its
 //! rebuild — the pass's longest chain — then start last. Through the gate they run one after
 //! the other, largest first, in the same total time: the longest chain starts as early as it
-//! can, and the smaller files' chains run alongside it.
+//! can, and the smaller files' chains run alongside it. A sender's workers take their deltas
+//! through a gate of their own for the same reason.
 //!
 //! Jobs below [`Gate::min`] bytes pass straight through: they are over in well under a
 //! millisecond and would only wait behind large ones.

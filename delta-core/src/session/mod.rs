@@ -11,8 +11,8 @@
 //!   request id, their replies routed by one reader thread. Small new files are requested
 //!   as soon as the pass queues them ([`crate::sync::source::Source::prepare`]), so their
 //!   data is on its way before a worker takes them: no round trip per file. Signatures of
-//!   large old files are computed one at a time, largest first (`gate`), so the pass's longest
-//!   chain starts first.
+//!   large old files, and on the sender their deltas, are computed one at a time, largest
+//!   first (`gate`), so the pass's longest chain starts first.
 //! - [`serve`]: the entry point of `deltasync server`, the process started on the far side.
 //!
 //! Compression (zstd, [`SessionOptions::compress`]): listings, requests and events always;
