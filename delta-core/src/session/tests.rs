@@ -914,3 +914,88 @@ fn a_pull_and_a_push_report_the_bytes_on_the_wire_to_a_library_caller() {
     );
     assert!(st.wire_received > 0 && st.wire_received < 4096, "{st:?}");
 }
+
+#[test]
+fn a_large_delta_reaches_the_receiver_at_each_checkpoint_not_only_at_its_end() {
+    use crate::delta::{apply, ApplyOptions, Basis};
+    use crate::signature::{Signature, SignatureFormat, SignatureOptions};
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // Unchanged but for its last bytes: the delta is copies up to a literal at the very end,
+    // so without checkpoints all of it would arrive in one piece after the whole search.
+    let old: Vec<u8> = (0..40u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut new = old.clone();
+    let end = new.len();
+    new[end - 100..].fill(7);
+    std::fs::write(src.join("big"), &new).unwrap();
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let job = super::job(
+        crate::protocol::Role::Sender,
+        1,
+        &SyncOptions::new(Mode::Copy),
+        &FilterSpec::default(),
+        &SessionOptions::default(),
+        src.as_os_str().as_encoded_bytes(),
+    );
+    let (conn, mut input) = connect(client, &job).unwrap();
+    while !matches!(input.next_message().unwrap(), Some(Message::ListEnd)) {}
+    let sig = Signature::from_slice(
+        &old,
+        &SignatureOptions {
+            seed: Some(1),
+            ..SignatureOptions::new(SignatureFormat::Native)
+        },
+    )
+    .unwrap();
+    conn.send(&Message::Request(Request {
+        id: 1,
+        path: b"big".to_vec(),
+        size_hint: new.len() as u64,
+        signature: true,
+    }))
+    .unwrap();
+    for chunk in sig.to_bytes().chunks(crate::protocol::MAX_CHUNK) {
+        conn.send(&Message::SigChunk {
+            id: 1,
+            bytes: chunk.to_vec(),
+        })
+        .unwrap();
+    }
+    conn.send(&Message::SigEnd { id: 1 }).unwrap();
+    let mut chunks = Vec::new();
+    loop {
+        match input.next_message().unwrap() {
+            Some(Message::DataChunk { id: 1, bytes }) => chunks.push(bytes),
+            Some(Message::DataEnd { id: 1, status }) => {
+                assert!(matches!(status, DataStatus::Ok { .. }), "{status:?}");
+                break;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("server hung up"),
+        }
+    }
+    // Checkpoints at 16 and 32 MiB: two pieces, then the tail with the reply's end.
+    assert_eq!(
+        chunks.len(),
+        3,
+        "{:?}",
+        chunks.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let mut rebuilt = Vec::new();
+    let st = apply(
+        Basis::Slice(&old),
+        &mut &chunks.concat()[..],
+        &mut rebuilt,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert!(st.verified);
+    assert!(rebuilt == new, "the rebuilt file differs");
+    conn.send(&Message::Done).unwrap();
+    drop((conn, input));
+    served.join().unwrap().unwrap();
+}
