@@ -119,6 +119,37 @@ fn scratch() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     (t, dst, outside)
 }
 
+/// `len` bytes that look random (so they do not compress), the same for a given length.
+fn patterned(len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// A hand-driven receiver's end of a session with our sender serving `src` as `filter` says:
+/// the connection, its input, and the server's thread.
+fn raw_session(
+    src: &Path,
+    filter: &FilterSpec,
+) -> (
+    std::sync::Arc<Conn>,
+    Input,
+    std::thread::JoinHandle<Result<(), SessionError>>,
+) {
+    let (client, server) = Duplex::pair(64);
+    let served = std::thread::spawn(move || serve(server));
+    let job = super::job(
+        crate::protocol::Role::Sender,
+        1,
+        &SyncOptions::new(Mode::Copy),
+        filter,
+        &SessionOptions::default(),
+        src.as_os_str().as_encoded_bytes(),
+    );
+    let (conn, input) = connect(client, &job).unwrap();
+    (conn, input, served)
+}
+
 #[test]
 fn out_of_order_and_duplicate_file_lists_are_refused() {
     for bad in [
@@ -308,18 +339,8 @@ fn the_sender_prunes_what_the_filter_excludes_and_refuses_grown_files() {
     std::fs::write(src.join("keep/sub/a"), b"a").unwrap();
     std::fs::write(src.join("skip/deep/b"), b"b").unwrap();
     std::fs::write(src.join("grown"), b"0123456789").unwrap();
-    let (client, server) = Duplex::pair(64);
-    let served = std::thread::spawn(move || serve(server));
     let filter = FilterSpec::rclone(vec![(b"exclude".to_vec(), b"skip/**".to_vec())]);
-    let job = super::job(
-        crate::protocol::Role::Sender,
-        1,
-        &SyncOptions::new(Mode::Copy),
-        &filter,
-        &SessionOptions::default(),
-        src.as_os_str().as_encoded_bytes(),
-    );
-    let (conn, mut input) = connect(client, &job).unwrap();
+    let (conn, mut input, served) = raw_session(&src, &filter);
     let mut listed = Vec::new();
     loop {
         match input.next_message().unwrap() {
@@ -755,9 +776,7 @@ fn a_push_reports_the_far_side_events_and_progress() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    let big: Vec<u8> = (0..4u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let big = patterned(4u32 << 20);
     std::fs::write(src.join("sub/big"), &big).unwrap();
     for (i, level) in [Events::All, Events::Changes, Events::Problems]
         .into_iter()
@@ -870,9 +889,7 @@ fn a_pull_and_a_push_report_the_bytes_on_the_wire_to_a_library_caller() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let big: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let big = patterned(1u32 << 20);
     std::fs::write(src.join("big"), &big).unwrap();
     let plain = SessionOptions {
         compress: None,
@@ -924,24 +941,12 @@ fn a_large_delta_reaches_the_receiver_at_each_checkpoint_not_only_at_its_end() {
     std::fs::create_dir_all(&src).unwrap();
     // Unchanged but for its last bytes: the delta is copies up to a literal at the very end,
     // so without checkpoints all of it would arrive in one piece after the whole search.
-    let old: Vec<u8> = (0..40u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let old = patterned(40u32 << 20);
     let mut new = old.clone();
     let end = new.len();
     new[end - 100..].fill(7);
     std::fs::write(src.join("big"), &new).unwrap();
-    let (client, server) = Duplex::pair(64);
-    let served = std::thread::spawn(move || serve(server));
-    let job = super::job(
-        crate::protocol::Role::Sender,
-        1,
-        &SyncOptions::new(Mode::Copy),
-        &FilterSpec::default(),
-        &SessionOptions::default(),
-        src.as_os_str().as_encoded_bytes(),
-    );
-    let (conn, mut input) = connect(client, &job).unwrap();
+    let (conn, mut input, served) = raw_session(&src, &FilterSpec::default());
     while !matches!(input.next_message().unwrap(), Some(Message::ListEnd)) {}
     let sig = Signature::from_slice(
         &old,
